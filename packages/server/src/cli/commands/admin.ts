@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { maskConfig } from '../../config/load.js';
+import { migrateToLatest } from '../../storage/database.js';
+import { openConfiguredStorage } from '../../server.js';
+import { configFrom, output } from '../shared.js';
+
+export function registerAdminCommands(program: Command): void {
+  program
+    .command('migrate')
+    .description('apply pending database migrations')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      const config = configFrom(command);
+      const storage = openConfiguredStorage(config);
+      try {
+        const { applied } = await migrateToLatest(storage.handle.db);
+        output(opts.json, { database: storage.handle.location, applied }, () =>
+          applied.length === 0 ? 'database is up to date' : `applied: ${applied.join(', ')}`,
+        );
+      } finally {
+        await storage.close();
+      }
+    });
+
+  program
+    .command('config')
+    .description('configuration')
+    .command('print')
+    .description('the effective configuration, secrets masked')
+    .action((_opts: unknown, command: Command) => {
+      process.stdout.write(`${JSON.stringify(maskConfig(configFrom(command)), null, 2)}\n`);
+    });
+}

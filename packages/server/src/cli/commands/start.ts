@@ -1,0 +1,55 @@
+import type { Command } from 'commander';
+import { createAuthorizationServer } from '../../server.js';
+import { configFrom } from '../shared.js';
+import { sqliteFile } from '../../server.js';
+
+function banner(issuer: string, storage: string): string {
+  const cli = 'npx gatehouse';
+  return [
+    '',
+    'Gatehouse is running.',
+    `  issuer:    ${issuer}`,
+    `  metadata:  ${issuer}/.well-known/oauth-authorization-server`,
+    `  storage:   ${storage}`,
+    '',
+    'Try it from another terminal in this directory:',
+    `  ${cli} resources create --identifier https://api.example.com --name "Example API" --scope example:read`,
+    `  ${cli} clients create --name demo --scope example:read      # prints client_id and client_secret once`,
+    `  curl -s -u "CLIENT_ID:CLIENT_SECRET" -d grant_type=client_credentials -d scope=example:read ${issuer}/token`,
+    '',
+  ].join('\n');
+}
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command('start')
+    .description('start the authorization server')
+    .action(async (_opts: unknown, command: Command) => {
+      const config = configFrom(command);
+      const server = await createAuthorizationServer(config);
+      try {
+        await server.listen();
+      } catch (err) {
+        await server.close();
+        throw err;
+      }
+      const storage = config.databaseUrl === undefined ? `SQLite ${sqliteFile(config)}` : `PostgreSQL ${server.storage.handle.location}`;
+      server.logger.info({ issuer: config.issuer, storage }, 'gatehouse started');
+      process.stderr.write(`${banner(config.issuer, storage)}\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        server.logger.info({ signal }, 'shutting down');
+        server
+          .close()
+          .then(() => process.exit(0))
+          .catch((err: unknown) => {
+            server.logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          });
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

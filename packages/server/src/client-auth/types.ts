@@ -1,0 +1,34 @@
+import type { Client, TokenEndpointAuthMethod } from '../model.js';
+import type { FormParams } from '../protocol/form.js';
+import type { AssertionRepository } from '../storage/repositories/assertion-repository.js';
+import type { ClientRepository } from '../storage/repositories/client-repository.js';
+import type { ClientKeyResolver } from './client-keys.js';
+
+export interface ClientAuthRequest {
+  authorization: string | undefined;
+  params: FormParams;
+}
+
+/** Only what client authentication reads. */
+export interface ClientAuthDeps {
+  clients: ClientRepository;
+  assertions: AssertionRepository;
+  clientKeys: ClientKeyResolver;
+  /** Accepted `aud` values of client assertions: the issuer and the endpoint URL. */
+  assertionAudiences: readonly string[];
+  assertionMaxLifetime: number;
+  clockTolerance: number;
+}
+
+export interface AuthenticatedClient {
+  client: Client;
+  method: TokenEndpointAuthMethod;
+}
+
+/** One token_endpoint_auth_method. */
+export interface ClientAuthMethod {
+  readonly name: TokenEndpointAuthMethod;
+  /** Whether the request carries this method's credentials. */
+  present(request: ClientAuthRequest): boolean;
+  authenticate(request: ClientAuthRequest, deps: ClientAuthDeps, now: number): Promise<AuthenticatedClient>;
+}

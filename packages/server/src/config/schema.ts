@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { parseDuration } from '../protocol/duration.js';
+import { checkIssuer } from '../protocol/issuer.js';
+
+/**
+ * The one documented source of truth for configuration. Every setting has a default that is
+ * safe; every setting that weakens security is named `dangerously*` and logged at startup.
+ */
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const seconds = parseDuration(v);
+      if (seconds === null) {
+        ctx.addIssue({ code: 'custom', message: 'a duration: seconds, or a number with s, m, h or d (e.g. 10m, 90d)' });
+        return z.NEVER;
+      }
+      return seconds;
+    });
+
+const ASYMMETRIC_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'] as const;
+export const SIGNING_ALGS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'] as const;
+export type SigningAlg = (typeof SIGNING_ALGS)[number];
+export const CLIENT_ASSERTION_ALGS = ASYMMETRIC_ALGS;
+
+export const configSchema = z
+  .object({
+    /** Public issuer identifier; defaults to http://HOST:PORT. https required off loopback. */
+    issuer: z.string().optional(),
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.coerce.number().int().min(0).max(65535).default(4000),
+    /** Where SQLite data and the generated key-encryption key live. */
+    dataDir: z.string().min(1).default('./data'),
+    /** postgres://… selects PostgreSQL; absent means SQLite at DATA_DIR/gatehouse.db. */
+    databaseUrl: z.string().optional(),
+    /** Key-encryption key for private signing keys (≥ 32 characters), or a file holding it. */
+    secret: z.string().min(32, 'at least 32 characters').optional(),
+    secretFile: z.string().optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Apply pending migrations on start. */
+    migrateOnStart: z.boolean().default(true),
+    /** Proxies whose X-Forwarded-* headers are trusted: addresses or CIDRs. Empty trusts none. */
+    trustedProxies: z.array(z.string()).default([]),
+    http: z
+      .object({
+        /** Largest accepted request body, bytes. */
+        bodyLimit: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
+        /** Requests taking longer are cut off, milliseconds. */
+        requestTimeout: z.number().int().min(1000).default(10_000),
+      })
+      .strict()
+      .prefault({}),
+    tokens: z
+      .object({
+        /** Default access-token lifetime (per client and per resource values may shorten it). */
+        accessTokenTtl: duration('10m'),
+        /** Upper bound for any configured access-token lifetime; keys stay published this long after retiring. */
+        maxAccessTokenTtl: duration('1d'),
+        /** `aud` of tokens requested without a resource whose scopes name no resource; defaults to the issuer. */
+        defaultAudience: z.string().optional(),
+        accessTokenSigningAlg: z.enum(SIGNING_ALGS).default('ES256'),
+        idTokenSigningAlg: z.enum(SIGNING_ALGS).default('RS256'),
+      })
+      .strict()
+      .prefault({}),
+    keys: z
+      .object({
+        /** A new signing key is generated this often. */
+        rotationInterval: duration('90d'),
+        /** A new key is published in the JWKS this long before it signs anything. */
+        prePublication: duration('1d'),
+        /** How often each instance re-reads the key set (rotation is seen without a restart). */
+        refreshInterval: duration('60s'),
+      })
+      .strict()
+      .prefault({}),
+    cache: z
+      .object({
+        /** How long an instance serves resources and scopes from memory before re-reading them. */
+        resources: duration('5s'),
+      })
+      .prefault({}),
+    clientAuth: z
+      .object({
+        /** Longest accepted remaining lifetime of a private_key_jwt assertion. */
+        assertionMaxLifetime: duration('5m'),
+        clockTolerance: duration('30s'),
+      })
+      .strict()
+      .prefault({}),
+    introspection: z
+      .object({
+        /** When true, a caller may introspect only its own tokens and tokens for resources it represents. */
+        restrictToOwnResources: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    registration: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** DANGEROUS: lets anyone register a client without an initial access token. */
+        dangerouslyAllowOpenRegistration: z.boolean().default(false),
+        allowedGrantTypes: z.array(z.enum(['client_credentials'])).default(['client_credentials']),
+        allowedAuthMethods: z
+          .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']))
+          .default(['client_secret_basic', 'client_secret_post', 'private_key_jwt']),
+        /** Scopes a client registered without an initial access token's own scope list may receive. */
+        openRegistrationScopes: z.array(z.string()).default([]),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+
+/** The validated configuration with derived values filled in. */
+export interface GatehouseConfig extends ParsedConfig {
+  issuer: string;
+}
+
+export function finishConfig(parsed: ParsedConfig): { ok: true; config: GatehouseConfig } | { ok: false; problems: string[] } {
+  const issuerValue = parsed.issuer ?? `http://${parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host}:${parsed.port}`;
+  const verdict = checkIssuer(issuerValue);
+  if (!verdict.ok) return { ok: false, problems: [`issuer (${issuerValue}): ${verdict.reason}`] };
+  const problems: string[] = [];
+  if (parsed.tokens.accessTokenTtl > parsed.tokens.maxAccessTokenTtl) {
+    problems.push('tokens.accessTokenTtl: must not exceed tokens.maxAccessTokenTtl');
+  }
+  if (parsed.tokens.accessTokenTtl < 1) problems.push('tokens.accessTokenTtl: must be at least 1 second');
+  if (parsed.keys.refreshInterval > parsed.keys.prePublication && parsed.keys.prePublication > 0) {
+    problems.push('keys.refreshInterval: must not exceed keys.prePublication, or instances would sign before others publish');
+  }
+  if (parsed.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(parsed.databaseUrl)) {
+    problems.push('databaseUrl (DATABASE_URL): must be a postgres:// URL; leave it unset for SQLite');
+  }
+  if (problems.length > 0) return { ok: false, problems };
+  return { ok: true, config: { ...parsed, issuer: verdict.issuer } };
+}

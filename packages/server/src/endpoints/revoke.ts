@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+import { authenticateClient } from '../client-auth/authenticate-client.js';
+import type { ServerContext } from '../context.js';
+import { InvalidRequestError } from '../errors.js';
+import { methodNotAllowed } from '../http/app.js';
+import { readForm } from '../http/form-body.js';
+import { noStore } from '../http/reply.js';
+
+/** RFC 7009 token revocation. */
+export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerContext): void {
+  app.post(ctx.paths.revocation, async (request, reply) => {
+    noStore(reply);
+    const params = readForm(request);
+    const now = ctx.clock();
+    const { client } = await authenticateClient({ authorization: request.headers.authorization, params }, ctx.clientAuth, now, {
+      allowPublic: true,
+    });
+    const token = params.get('token');
+    // RFC 7009 §2.1: "token REQUIRED. The token that the client wants to get revoked."
+    if (token === undefined) throw new InvalidRequestError('token is required');
+    // RFC 7009 §2.1: token_type_hint is a hint; "the authorization server [...] MAY ignore it".
+    const info = await ctx.accessTokens.inspect(token, now);
+    // RFC 7009 §2.1: "The authorization server first validates the client credentials [...] and
+    // then verifies whether the token was issued to the client making the revocation request.
+    // If this validation fails, the request is refused" — refused silently: §2.2 "The
+    // authorization server responds with HTTP status code 200 if the token has been revoked
+    // successfully or if the client submitted an invalid token."
+    if (info !== undefined && info.clientId === client.clientId) {
+      await ctx.accessTokens.revoke(info);
+      request.log.info({ client_id: client.clientId, jti: info.jti }, 'access token revoked');
+    }
+    return reply.code(200).send();
+  });
+  methodNotAllowed(app, ctx.paths.revocation, ['POST']);
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { InvalidRequestError, OAuthError, ServerError, TemporarilyUnavailableError } from '../errors.js';
+import type { Logger } from '../logging.js';
+import { isStorageUnavailable } from '../storage/database.js';
+import { sendOAuthError } from './reply.js';
+
+export interface HttpOptions {
+  logger: Logger;
+  bodyLimit: number;
+  requestTimeout: number;
+  trustedProxies: string[];
+}
+
+/** Fastify's own client errors, mapped to the RFC 6749 `invalid_request`. */
+function mapFrameworkError(err: FastifyError): OAuthError | undefined {
+  const status = err.statusCode ?? 0;
+  if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new OAuthError('invalid_request', 413, 'the request body is too large');
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return new InvalidRequestError('unsupported or malformed request body');
+  }
+  if (status >= 400 && status < 500) return new InvalidRequestError('malformed request');
+  return undefined;
+}
+
+/**
+ * Errors Node's HTTP parser raises before Fastify sees a request (malformed HTTP, oversized
+ * headers, a timed-out request), answered in the same JSON error model as every other error.
+ */
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, description] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'the request headers are too large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'the request took too long']
+        : [400, 'malformed HTTP request'];
+  const body = JSON.stringify(new OAuthError('invalid_request', status, description).toJSON());
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\npragma: no-cache\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+/** Header fields that may appear once only; Node would silently keep the first of several. */
+const SINGLETON_HEADERS = new Set(['authorization', 'content-type']);
+
+/**
+ * The HTTP shell shared by every endpoint: strict body parsing, one JSON error model, one log
+ * line per request. Endpoints register their routes on the returned instance.
+ */
+export function createHttpApp(options: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // One line per request, written by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    bodyLimit: options.bodyLimit,
+    requestTimeout: options.requestTimeout,
+    connectionTimeout: options.requestTimeout,
+    trustProxy: options.trustedProxies.length > 0 ? options.trustedProxies : false,
+    return503OnClosing: true,
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+    // Malformed percent-encoding in the path, over-long path parameters: invalid_request too.
+    frameworkErrors: (err, _request, reply) => {
+      sendOAuthError(reply, mapFrameworkError(err) ?? new InvalidRequestError('malformed request'));
+    },
+    clientErrorHandler: onClientError,
+  });
+
+  // RFC 9110 §5.3: "A sender MUST NOT generate multiple field lines with the same name in a
+  // message [...] unless that field's definition allows multiple field line values to be
+  // recombined as a comma-separated list". Two Authorization (or Content-Type) lines are refused
+  // rather than guessed at: Node keeps the first, a proxy in front may have checked another.
+  app.addHook('onRequest', async (request) => {
+    const raw = request.raw.rawHeaders;
+    const seen = new Set<string>();
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]?.toLowerCase();
+      if (name === undefined || !SINGLETON_HEADERS.has(name)) continue;
+      if (seen.has(name)) throw new InvalidRequestError(`the ${name} header must not be repeated`);
+      seen.add(name);
+    }
+  });
+
+  // Keep form bodies raw: protocol endpoints parse them strictly (duplicates, UTF-8, empties).
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+      },
+      'request',
+    );
+  });
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (err instanceof OAuthError) {
+      if (err.status >= 500) request.log.warn({ err: err.cause ?? err, code: err.code }, 'request failed');
+      return sendOAuthError(reply, err);
+    }
+    if (isStorageUnavailable(err)) {
+      request.log.warn({ err }, 'storage unavailable');
+      return sendOAuthError(reply, new TemporarilyUnavailableError());
+    }
+    const mapped = mapFrameworkError(err);
+    if (mapped) return sendOAuthError(reply, mapped);
+    request.log.error({ err }, 'unexpected error');
+    return sendOAuthError(reply, new ServerError());
+  });
+
+  app.setNotFoundHandler((_request, reply) => sendOAuthError(reply, new OAuthError('invalid_request', 404, 'not found')));
+
+  return app;
+}
+
+/** Registers 405 answers for the methods an endpoint does not accept. */
+export function methodNotAllowed(app: FastifyInstance, url: string, allowed: readonly string[]): void {
+  const others = (['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const).filter((m) => !allowed.includes(m));
+  app.route({
+    method: [...others],
+    url,
+    handler: async (_request, reply) => {
+      reply.header('allow', allowed.join(', '));
+      return sendOAuthError(reply, new OAuthError('invalid_request', 405, 'method not allowed'));
+    },
+  });
+}

@@ -1,0 +1,76 @@
+import pino, { type Logger } from 'pino';
+
+/** Field names whose values never reach a log line, wherever they appear. */
+export const REDACTED_FIELDS = [
+  'authorization',
+  'cookie',
+  'set-cookie',
+  'client_secret',
+  'client_assertion',
+  'code',
+  'code_verifier',
+  'refresh_token',
+  'access_token',
+  'id_token',
+  'token',
+  'password',
+  'registration_access_token',
+  'initial_access_token',
+  'secret',
+] as const;
+
+const SENSITIVE = new Set<string>(REDACTED_FIELDS);
+const CENSOR = '[redacted]';
+const MAX_DEPTH = 8;
+
+/**
+ * Replaces the value of every sensitive key at any depth. Copy-on-write: objects without
+ * sensitive keys are returned as they are, so the common request line costs one key scan.
+ */
+export function redact(value: unknown, depth = 0): unknown {
+  if (typeof value !== 'object' || value === null || depth > MAX_DEPTH) return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    value.forEach((item, i) => {
+      const r = redact(item, depth + 1);
+      if (r !== item) (copy ??= [...value])[i] = r;
+    });
+    return copy ?? value;
+  }
+  let copy: Record<string, unknown> | undefined;
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const item = record[key];
+    const r = SENSITIVE.has(key.toLowerCase()) ? CENSOR : redact(item, depth + 1);
+    if (r !== item) {
+      if (copy === undefined) {
+        // Keep errors recognisable to pino's serializer: copy their message and stack too.
+        copy = value instanceof Error ? { type: value.name, message: value.message, stack: value.stack, ...record } : { ...record };
+      }
+      copy[key] = r;
+    }
+  }
+  return copy ?? value;
+}
+
+export type { Logger };
+
+/**
+ * JSON lines on stdout (or `destination`), redacted. Writes are asynchronous and batched; the
+ * server flushes on close, so a clean stop loses nothing (a crash may lose the last 4 KiB).
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'gatehouse' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (object) => redact(object) as Record<string, unknown>,
+      },
+    },
+    // Batched: one write per 4 KiB instead of one per line; flushed on close.
+    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+  );
+}

@@ -1,0 +1,40 @@
+/**
+ * Redirect URI registration policy. Pure; the authorization endpoint compares registered URIs
+ * as exact strings (OAuth 2.1 §2.3.1), this module only decides which URIs may be registered.
+ */
+
+export type RedirectUriVerdict = { ok: true } | { ok: false; reason: string };
+
+const FORBIDDEN_SCHEMES = new Set(['javascript:', 'data:', 'file:', 'vbscript:', 'blob:', 'about:']);
+
+/** RFC 8252 §7.3: loopback redirects use IP literals, not `localhost`. */
+export function isLoopbackIpLiteral(hostname: string): boolean {
+  return hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+export function checkRedirectUri(uri: string): RedirectUriVerdict {
+  if (uri.length > 2000) return { ok: false, reason: 'redirect URI is too long' };
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return { ok: false, reason: 'redirect URI must be an absolute URI' };
+  }
+  // RFC 6749 §3.1.2: "The endpoint URI MUST NOT include a fragment component."
+  if (uri.includes('#')) return { ok: false, reason: 'redirect URI must not contain a fragment' };
+  const scheme = url.protocol.toLowerCase();
+  if (FORBIDDEN_SCHEMES.has(scheme)) return { ok: false, reason: `the ${scheme} scheme is not allowed` };
+  if (scheme === 'https:') {
+    if (url.username || url.password) return { ok: false, reason: 'redirect URI must not contain credentials' };
+    return { ok: true };
+  }
+  if (scheme === 'http:') {
+    // RFC 8252 §7.3 / OAuth 2.1 §2.3.1: plain http only for loopback IP literals.
+    if (isLoopbackIpLiteral(url.hostname)) return { ok: true };
+    return { ok: false, reason: 'http redirect URIs are allowed only for loopback IP literals (127.0.0.1, [::1])' };
+  }
+  // RFC 8252 §7.1: "apps MUST use a URI scheme based on a domain name under their control,
+  // expressed in reverse order" — a private-use scheme must contain a period.
+  if (scheme.slice(0, -1).includes('.')) return { ok: true };
+  return { ok: false, reason: 'custom URI schemes must be reverse domain names (e.g. com.example.app:/callback)' };
+}

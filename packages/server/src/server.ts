@@ -1,0 +1,173 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { ClientKeyResolver } from './client-auth/client-keys.js';
+import { ClientUsageRecorder } from './client-usage.js';
+import { resolveConfig } from './config/load.js';
+import type { ConfigInput, GatehouseConfig } from './config/schema.js';
+import { endpointPaths, endpointUrls, systemClock, type Clock, type ServerContext } from './context.js';
+import { registerDiscoveryEndpoints } from './endpoints/discovery.js';
+import { registerHealthEndpoints } from './endpoints/health.js';
+import { registerIntrospectionEndpoint } from './endpoints/introspect.js';
+import { registerJwksEndpoint } from './endpoints/jwks.js';
+import { registerRegistrationEndpoints } from './endpoints/registration.js';
+import { registerRevocationEndpoint } from './endpoints/revoke.js';
+import { registerTokenEndpoint } from './endpoints/token.js';
+import { createClientCredentialsGrant } from './grants/client-credentials.js';
+import { createGrantRegistry } from './grants/grant-handler.js';
+import { createHttpApp } from './http/app.js';
+import { loadKeyEncryptionKey } from './keys/key-encryption.js';
+import { KeySet } from './keys/key-set.js';
+import { createLogger, type Logger } from './logging.js';
+import { migrateToLatest, pendingMigrations } from './storage/database.js';
+import { openStorage, type Storage } from './storage/storage.js';
+import { AccessTokenService } from './tokens/access-token.js';
+import { ResourceCatalog } from './resources/resource-catalog.js';
+
+export interface ServerOptions {
+  /** Seconds since the epoch; tests pass their own. */
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface AuthorizationServer {
+  readonly config: GatehouseConfig;
+  readonly storage: Storage;
+  readonly keys: KeySet;
+  readonly app: FastifyInstance;
+  readonly logger: Logger;
+  /** Starts listening on the configured host and port; resolves to the bound URL. */
+  listen(): Promise<string>;
+  /** Stops accepting, finishes in-flight requests, stops timers, closes the database. */
+  close(): Promise<void>;
+}
+
+export function sqliteFile(config: GatehouseConfig): string {
+  return join(config.dataDir, 'gatehouse.db');
+}
+
+/** Opens storage for the CLI and the server alike. */
+export function openConfiguredStorage(config: GatehouseConfig): Storage {
+  return openStorage({ databaseUrl: config.databaseUrl, sqliteFile: sqliteFile(config) });
+}
+
+/** Builds the key set (loading or generating the key-encryption key). */
+export function createKeySet(config: GatehouseConfig, storage: Storage): { keys: KeySet; kekOrigin: string } {
+  const { kek, origin } = loadKeyEncryptionKey({ secret: config.secret, secretFile: config.secretFile, dataDir: config.dataDir });
+  const keys = new KeySet(storage.keys, kek, {
+    algs: { access_token: config.tokens.accessTokenSigningAlg, id_token: config.tokens.idTokenSigningAlg },
+    rotationInterval: config.keys.rotationInterval,
+    prePublication: config.keys.prePublication,
+    retention: config.tokens.maxAccessTokenTtl + config.clientAuth.clockTolerance + 60,
+  });
+  return { keys, kekOrigin: origin };
+}
+
+/**
+ * The composition root: configuration → storage → keys → grants → endpoints. Everything that
+ * matters lives in the database, so any number of these may share one PostgreSQL database.
+ */
+export async function createAuthorizationServer(input: ConfigInput | GatehouseConfig = {}, options: ServerOptions = {}): Promise<AuthorizationServer> {
+  const config = resolveConfig(input as ConfigInput);
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const storage = openConfiguredStorage(config);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    if (config.migrateOnStart) {
+      const { applied } = await migrateToLatest(storage.handle.db);
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    } else {
+      const pending = await pendingMigrations(storage.handle.db);
+      if (pending.length > 0) throw new Error(`database has pending migrations (${pending.join(', ')}); run: gatehouse migrate`);
+    }
+    const { keys, kekOrigin } = createKeySet(config, storage);
+    const rotated = await keys.ensureKeys(clock());
+    await keys.refresh(clock());
+    logger.info({ kek: kekOrigin, generated: rotated }, 'signing keys loaded');
+    if (config.registration.dangerouslyAllowOpenRegistration) {
+      logger.warn('registration.dangerouslyAllowOpenRegistration is on: anyone can register a client');
+    }
+
+    const accessTokens = new AccessTokenService(config.issuer, keys, storage.accessTokens);
+    const grants = createGrantRegistry([
+      createClientCredentialsGrant({
+        catalog: new ResourceCatalog(storage.resources, config.cache.resources),
+        accessTokens,
+        defaultAudience: config.tokens.defaultAudience ?? config.issuer,
+        accessTokenTtl: config.tokens.accessTokenTtl,
+        maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
+      }),
+    ]);
+    const urls = endpointUrls(config.issuer);
+    const ctx: ServerContext = {
+      config,
+      storage,
+      keys,
+      accessTokens,
+      grants,
+      clientAuth: {
+        clients: storage.clients,
+        assertions: storage.assertions,
+        clientKeys: new ClientKeyResolver(),
+        assertionAudiences: [config.issuer, urls.token, urls.introspection, urls.revocation],
+        assertionMaxLifetime: config.clientAuth.assertionMaxLifetime,
+        clockTolerance: config.clientAuth.clockTolerance,
+      },
+      usage: new ClientUsageRecorder(storage.clients, logger),
+      logger,
+      clock,
+      urls,
+      paths: endpointPaths(config.issuer),
+    };
+
+    const app = createHttpApp({
+      logger,
+      bodyLimit: config.http.bodyLimit,
+      requestTimeout: config.http.requestTimeout,
+      trustedProxies: config.trustedProxies,
+    });
+    registerHealthEndpoints(app, ctx);
+    registerDiscoveryEndpoints(app, ctx);
+    registerJwksEndpoint(app, ctx);
+    registerTokenEndpoint(app, ctx);
+    registerIntrospectionEndpoint(app, ctx);
+    registerRevocationEndpoint(app, ctx);
+    if (config.registration.enabled) registerRegistrationEndpoints(app, ctx);
+    await app.ready();
+
+    // Every instance re-reads the key set and rotates when due; rotation is idempotent across instances.
+    timer = setInterval(() => {
+      const now = clock();
+      keys
+        .ensureKeys(now)
+        .then((r) => (r.length > 0 ? logger.info({ rotated: r }, 'signing keys rotated') : undefined))
+        .then(() => keys.refresh(now))
+        .catch((err: unknown) => logger.warn({ err }, 'key refresh failed'));
+    }, config.keys.refreshInterval * 1000);
+    timer.unref();
+
+    let closed = false;
+    return {
+      config,
+      storage,
+      keys,
+      app,
+      logger,
+      async listen() {
+        return app.listen({ host: config.host, port: config.port });
+      },
+      async close() {
+        if (closed) return;
+        closed = true;
+        clearInterval(timer);
+        await app.close();
+        await storage.close();
+        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      },
+    };
+  } catch (err) {
+    clearInterval(timer);
+    await storage.close().catch(() => undefined);
+    throw err;
+  }
+}

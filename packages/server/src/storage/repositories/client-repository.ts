@@ -1,0 +1,209 @@
+import type { JSONWebKeySet } from 'jose';
+import type { Kysely, Selectable } from 'kysely';
+import type { Client, ClientInput, ClientSummary, TokenEndpointAuthMethod } from '../../model.js';
+import { parseJsonList, splitScope } from '../json.js';
+import { PreparedQuery } from '../prepared-query.js';
+import type { ClientTable, Database } from '../schema.js';
+
+function toClient(row: Selectable<ClientTable>): Client {
+  return {
+    clientId: row.client_id,
+    clientName: row.client_name,
+    owner: row.owner,
+    grantTypes: parseJsonList(row.grant_types),
+    redirectUris: parseJsonList(row.redirect_uris),
+    scope: splitScope(row.scope),
+    tokenEndpointAuthMethod: row.token_endpoint_auth_method as TokenEndpointAuthMethod,
+    jwks: row.jwks === null ? null : (JSON.parse(row.jwks) as JSONWebKeySet),
+    jwksUri: row.jwks_uri,
+    contacts: parseJsonList(row.contacts),
+    accessTokenTtl: row.access_token_ttl,
+    disabled: row.disabled === 1,
+    dynamicallyRegistered: row.dynamically_registered === 1,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function toRow(input: ClientInput): Omit<ClientTable, 'created_at' | 'updated_at' | 'last_used_at' | 'registration_token_hash'> {
+  return {
+    client_id: input.clientId,
+    client_name: input.clientName,
+    owner: input.owner,
+    grant_types: JSON.stringify(input.grantTypes),
+    redirect_uris: JSON.stringify(input.redirectUris),
+    scope: input.scope.join(' '),
+    token_endpoint_auth_method: input.tokenEndpointAuthMethod,
+    jwks: input.jwks === null ? null : JSON.stringify(input.jwks),
+    jwks_uri: input.jwksUri,
+    contacts: JSON.stringify(input.contacts),
+    access_token_ttl: input.accessTokenTtl,
+    disabled: input.disabled ? 1 : 0,
+    dynamically_registered: input.dynamicallyRegistered ? 1 : 0,
+  };
+}
+
+/** The initial access token expired or was used up between validation and registration. */
+export class InitialAccessTokenRejectedError extends Error {
+  constructor() {
+    super('initial access token is no longer valid');
+    this.name = 'InitialAccessTokenRejectedError';
+  }
+}
+
+export interface ClientWithSecrets {
+  client: Client;
+  /** SHA-256 digests (base64url) of every secret valid now. */
+  secretHashes: string[];
+}
+
+/** Clients and their secrets. Secrets are only ever handled as SHA-256 digests. */
+export class ClientRepository {
+  readonly #authentication: PreparedQuery<[string, number], Selectable<ClientTable> & { secret_hash: string | null }>;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.#authentication = new PreparedQuery(
+      db as Kysely<unknown>,
+      (clientId: string, now: number) =>
+        db
+          .selectFrom('clients')
+          .leftJoin('client_secrets', (join) =>
+            join
+              .onRef('client_secrets.client_id', '=', 'clients.client_id')
+              .on((eb) => eb.or([eb('client_secrets.expires_at', 'is', null), eb('client_secrets.expires_at', '>', now)])),
+          )
+          .selectAll('clients')
+          .select('client_secrets.secret_hash')
+          .where('clients.client_id', '=', clientId),
+      ['\u0000client_id', -1_234_567_891],
+    );
+  }
+
+  async findClient(clientId: string): Promise<Client | undefined> {
+    const row = await this.db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    return row && toClient(row);
+  }
+
+  /** The client and its currently valid secret digests, in one round trip (token endpoint hot path). */
+  async findClientForAuthentication(clientId: string, now: number): Promise<ClientWithSecrets | undefined> {
+    const rows = await this.#authentication.execute(clientId, now);
+    const first = rows[0];
+    if (first === undefined) return undefined;
+    const secretHashes: string[] = [];
+    for (const r of rows) if (r.secret_hash !== null) secretHashes.push(r.secret_hash);
+    return { client: toClient(first), secretHashes };
+  }
+
+  async findClientByRegistrationToken(tokenHash: string): Promise<Client | undefined> {
+    const row = await this.db.selectFrom('clients').selectAll().where('registration_token_hash', '=', tokenHash).executeTakeFirst();
+    return row && toClient(row);
+  }
+
+  /**
+   * Creates a client with its first secret digest and registration token digest, atomically.
+   * With `initialAccessTokenHash`, one use of that initial access token is counted in the same
+   * transaction, and nothing is created when the token is no longer valid.
+   */
+  async createClient(
+    input: ClientInput,
+    now: number,
+    secrets: { secretHash: string | null; registrationTokenHash?: string | null; initialAccessTokenHash?: string },
+  ): Promise<Client> {
+    await this.db.transaction().execute(async (trx) => {
+      if (secrets.initialAccessTokenHash !== undefined) {
+        const used = await trx
+          .updateTable('initial_access_tokens')
+          .set((eb) => ({ uses: eb('uses', '+', 1) }))
+          .where('token_hash', '=', secrets.initialAccessTokenHash)
+          .where('expires_at', '>', now)
+          .where((eb) => eb.or([eb('max_uses', 'is', null), eb('uses', '<', eb.ref('max_uses'))]))
+          .executeTakeFirst();
+        if (used.numUpdatedRows === 0n) throw new InitialAccessTokenRejectedError();
+      }
+      await trx
+        .insertInto('clients')
+        .values({ ...toRow(input), created_at: now, updated_at: now, last_used_at: null, registration_token_hash: secrets.registrationTokenHash ?? null })
+        .execute();
+      if (secrets.secretHash !== null) {
+        await trx.insertInto('client_secrets').values({ client_id: input.clientId, secret_hash: secrets.secretHash, created_at: now, expires_at: null }).execute();
+      }
+    });
+    const created = await this.findClient(input.clientId);
+    if (!created) throw new Error('client vanished after creation');
+    return created;
+  }
+
+  /** Replaces a client's metadata; returns false when the client does not exist. */
+  async updateClient(input: ClientInput, now: number): Promise<boolean> {
+    const { client_id: _id, disabled: _d, dynamically_registered: _r, ...values } = toRow(input);
+    const result = await this.db
+      .updateTable('clients')
+      .set({ ...values, updated_at: now })
+      .where('client_id', '=', input.clientId)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async setClientDisabled(clientId: string, disabled: boolean, now: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('clients')
+      .set({ disabled: disabled ? 1 : 0, updated_at: now })
+      .where('client_id', '=', clientId)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async deleteClient(clientId: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('client_secrets').where('client_id', '=', clientId).execute();
+      const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
+      return result.numDeletedRows > 0n;
+    });
+  }
+
+  /**
+   * Adds a new secret. Secrets that were current get `expires_at = now + overlap` (0 ends them at
+   * once); secrets already past their end are deleted. One transaction.
+   */
+  async rotateClientSecret(clientId: string, secretHash: string, now: number, overlapSeconds: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const exists = await trx.selectFrom('clients').select('client_id').where('client_id', '=', clientId).executeTakeFirst();
+      if (!exists) return false;
+      await trx.deleteFrom('client_secrets').where('client_id', '=', clientId).where('expires_at', '<=', now).execute();
+      const end = now + overlapSeconds;
+      await trx
+        .updateTable('client_secrets')
+        .set({ expires_at: end })
+        .where('client_id', '=', clientId)
+        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', end)]))
+        .execute();
+      if (overlapSeconds === 0) await trx.deleteFrom('client_secrets').where('client_id', '=', clientId).execute();
+      await trx.insertInto('client_secrets').values({ client_id: clientId, secret_hash: secretHash, created_at: now, expires_at: null }).execute();
+      await trx.updateTable('clients').set({ updated_at: now }).where('client_id', '=', clientId).execute();
+      return true;
+    });
+  }
+
+  /** Governance: when the client last obtained a token (callers throttle how often they write). */
+  async recordClientUse(clientId: string, now: number): Promise<void> {
+    await this.db.updateTable('clients').set({ last_used_at: now }).where('client_id', '=', clientId).execute();
+  }
+
+  async listClients(now: number): Promise<ClientSummary[]> {
+    const rows = await this.db.selectFrom('clients').selectAll().orderBy('created_at').orderBy('client_id').execute();
+    const secrets = await this.db
+      .selectFrom('client_secrets')
+      .select(['client_id', 'created_at'])
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .execute();
+    return rows.map((row) => {
+      const own = secrets.filter((s) => s.client_id === row.client_id);
+      return {
+        ...toClient(row),
+        secretCreatedAt: own.length === 0 ? null : Math.max(...own.map((s) => s.created_at)),
+        activeSecrets: own.length,
+      };
+    });
+  }
+}

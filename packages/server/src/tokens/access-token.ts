@@ -1,0 +1,138 @@
+import type { AccessTokenFormat, Client } from '../model.js';
+import type { KeySet } from '../keys/key-set.js';
+import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
+import { TemporarilyUnavailableError } from '../errors.js';
+import { decodeCompact, verifySignature } from './jws.js';
+import { randomToken, sha256 } from './random.js';
+import { signCompact } from './jws.js';
+
+export interface AccessTokenGrant {
+  client: Client;
+  subject: string;
+  audience: string;
+  scope: readonly string[];
+  format: AccessTokenFormat;
+  ttl: number;
+  now: number;
+}
+
+export interface IssuedAccessToken {
+  token: string;
+  jti: string;
+  expiresAt: number;
+}
+
+/** What introspection and revocation learn about a token this server issued. */
+export interface AccessTokenInfo {
+  format: AccessTokenFormat;
+  jti: string;
+  clientId: string;
+  subject: string;
+  audience: string[];
+  scope: string[];
+  issuedAt: number;
+  expiresAt: number;
+  /** Digest of an opaque token (its storage key). */
+  tokenHash?: string;
+}
+
+/**
+ * Mints access tokens: RFC 9068 JWTs signed by the current access-token key, or opaque 256-bit
+ * values stored only as SHA-256 digests. Reads them back for introspection and revocation.
+ */
+export class AccessTokenService {
+  constructor(
+    private readonly issuer: string,
+    private readonly keys: KeySet,
+    private readonly repository: AccessTokenRepository,
+  ) {}
+
+  async issue(grant: AccessTokenGrant): Promise<IssuedAccessToken> {
+    const jti = randomToken();
+    const expiresAt = grant.now + grant.ttl;
+    if (grant.format === 'opaque') {
+      const token = randomToken();
+      await this.repository.storeOpaqueAccessToken(sha256(token), {
+        jti,
+        clientId: grant.client.clientId,
+        subject: grant.subject,
+        audience: [grant.audience],
+        scope: [...grant.scope],
+        issuedAt: grant.now,
+        expiresAt,
+        revoked: false,
+      });
+      return { token, jti, expiresAt };
+    }
+    const key = this.keys.signingKey('access_token', grant.now);
+    if (key === undefined) throw new TemporarilyUnavailableError('no signing key is active');
+    // RFC 9068 §2.1: "Resource servers MUST verify that the typ value is "at+jwt" or
+    // "application/at+jwt" and reject tokens carrying any other value."
+    const payload: Record<string, unknown> = {
+      // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED.
+      iss: this.issuer,
+      sub: grant.subject,
+      aud: grant.audience,
+      exp: expiresAt,
+      iat: grant.now,
+      jti,
+      client_id: grant.client.clientId,
+    };
+    if (grant.scope.length > 0) payload.scope = grant.scope.join(' ');
+    const token = signCompact(key.alg, key.privateKey, { typ: 'at+jwt', kid: key.kid }, payload);
+    return { token, jti, expiresAt };
+  }
+
+  /**
+   * The token's facts if it is one this server issued, correctly signed, not expired and not
+   * revoked; otherwise undefined. Never throws for malformed input.
+   */
+  async inspect(token: string, now: number): Promise<AccessTokenInfo | undefined> {
+    if (token.length > 8192) return undefined;
+    const jws = decodeCompact(token);
+    if (jws === null) return this.#inspectOpaque(token, now);
+    const { header, payload } = jws;
+    if (header.typ !== 'at+jwt' || typeof header.kid !== 'string' || header.crit !== undefined) return undefined;
+    const key = this.keys.verificationKey(header.kid, 'access_token');
+    if (key === undefined || header.alg !== key.alg || !verifySignature(key.alg, key.publicKey, jws)) return undefined;
+    const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope } = payload;
+    if (iss !== this.issuer || typeof exp !== 'number' || exp <= now || typeof jti !== 'string' || typeof clientId !== 'string' || typeof sub !== 'string') {
+      return undefined;
+    }
+    if (await this.repository.isAccessTokenIdRevoked(jti)) return undefined;
+    return {
+      format: 'jwt',
+      jti,
+      clientId,
+      subject: sub,
+      audience: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
+      scope: typeof scope === 'string' && scope !== '' ? scope.split(' ') : [],
+      issuedAt: typeof iat === 'number' ? iat : now,
+      expiresAt: exp,
+    };
+  }
+
+  async #inspectOpaque(token: string, now: number): Promise<AccessTokenInfo | undefined> {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
+    const tokenHash = sha256(token);
+    const row = await this.repository.findOpaqueAccessToken(tokenHash);
+    if (!row || row.revoked || row.expiresAt <= now) return undefined;
+    return {
+      format: 'opaque',
+      jti: row.jti,
+      clientId: row.clientId,
+      subject: row.subject,
+      audience: row.audience,
+      scope: row.scope,
+      issuedAt: row.issuedAt,
+      expiresAt: row.expiresAt,
+      tokenHash,
+    };
+  }
+
+  /** Revokes a token found by `inspect`. */
+  async revoke(info: AccessTokenInfo): Promise<void> {
+    if (info.tokenHash !== undefined) await this.repository.revokeOpaqueAccessToken(info.tokenHash);
+    else await this.repository.revokeAccessTokenId(info.jti, info.expiresAt);
+  }
+}

@@ -30,7 +30,10 @@ export const configSchema = z
     /** Public issuer identifier; defaults to http://HOST:PORT. https required off loopback. */
     issuer: z.string().optional(),
     host: z.string().min(1).default('127.0.0.1'),
-    port: z.coerce.number().int().min(0).max(65535).default(4000),
+    port: z
+      .union([z.number(), z.string().regex(/^\d{1,5}$/, 'a port number from 0 to 65535').transform(Number)])
+      .pipe(z.number().int().min(0).max(65535))
+      .default(4000),
     /** Where SQLite data and the generated key-encryption key live. */
     dataDir: z.string().min(1).default('./data'),
     /** postgres://… selects PostgreSQL; absent means SQLite at DATA_DIR/gatehouse.db. */
@@ -125,7 +128,10 @@ export interface GatehouseConfig extends ParsedConfig {
 export function finishConfig(parsed: ParsedConfig): { ok: true; config: GatehouseConfig } | { ok: false; problems: string[] } {
   const issuerValue = parsed.issuer ?? `http://${parsed.host.includes(':') ? `[${parsed.host}]` : parsed.host}:${parsed.port}`;
   const verdict = checkIssuer(issuerValue);
-  if (!verdict.ok) return { ok: false, problems: [`issuer (${issuerValue}): ${verdict.reason}`] };
+  if (!verdict.ok) {
+    const hint = parsed.issuer === undefined ? ' — it was derived from host and port; set issuer (GATEHOUSE_ISSUER)' : '';
+    return { ok: false, problems: [`issuer (GATEHOUSE_ISSUER) ${issuerValue}: ${verdict.reason}${hint}`] };
+  }
   const problems: string[] = [];
   if (parsed.tokens.accessTokenTtl > parsed.tokens.maxAccessTokenTtl) {
     problems.push('tokens.accessTokenTtl: must not exceed tokens.maxAccessTokenTtl');

@@ -9,7 +9,7 @@ const FORBIDDEN_SCHEMES = new Set(['javascript:', 'data:', 'file:', 'vbscript:',
 
 /** RFC 8252 §7.3: loopback redirects use IP literals, not `localhost`. */
 export function isLoopbackIpLiteral(hostname: string): boolean {
-  return hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+  return hostname === '[::1]' || /^127(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(hostname);
 }
 
 export function checkRedirectUri(uri: string): RedirectUriVerdict {

@@ -35,8 +35,11 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
       statement_timeout: 10_000,
       idle_in_transaction_session_timeout: 10_000,
     });
-    // An idle client losing its connection must not crash the process; the next query reports it.
+    // A client losing its connection must not crash the process, idle (pool 'error') or checked
+    // out between queries (client 'error', which has no other listener); the query that needed
+    // it reports the failure, which becomes 503 temporarily_unavailable.
     pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(options.databaseUrl);
     return { db, dialect: 'postgres', location: `postgres://${url.host}${url.pathname}`, close: () => db.destroy() };

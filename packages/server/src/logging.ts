@@ -39,9 +39,12 @@ export function redact(value: unknown, depth = 0): unknown {
   }
   let copy: Record<string, unknown> | undefined;
   const record = value as Record<string, unknown>;
+  const isError = value instanceof Error;
   for (const key of Object.keys(record)) {
     const item = record[key];
-    const r = SENSITIVE.has(key.toLowerCase()) ? CENSOR : redact(item, depth + 1);
+    // An error's `code` is its error code (ECONNREFUSED, 23505), never an authorization code.
+    const sensitive = SENSITIVE.has(key.toLowerCase()) && !(isError && key === 'code');
+    const r = sensitive ? CENSOR : redact(item, depth + 1);
     if (r !== item) {
       if (copy === undefined) {
         // Keep errors recognisable to pino's serializer: copy their message and stack too.

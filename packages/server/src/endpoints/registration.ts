@@ -7,7 +7,7 @@ import { noStore } from '../http/reply.js';
 import type { Client } from '../model.js';
 import { validateClientMetadata, type MetadataPolicy } from '../protocol/client-metadata.js';
 import { InitialAccessTokenRejectedError } from '../storage/repositories/client-repository.js';
-import { digestsEqual, sha256 } from '../tokens/random.js';
+import { digestsEqual, randomToken, sha256 } from '../tokens/random.js';
 
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
 
@@ -99,29 +99,41 @@ export function registerRegistrationEndpoints(app: FastifyInstance, ctx: ServerC
   methodNotAllowed(app, path, ['POST']);
 
   /** RFC 7592 §2: the registration access token must belong to the client named in the URL. */
-  async function authorizedClient(request: FastifyRequest<{ Params: { clientId: string } }>): Promise<Client> {
+  async function authorizedClient(request: FastifyRequest<{ Params: { clientId: string } }>): Promise<{ client: Client; tokenHash: string }> {
     const token = bearerToken(request);
     if (token === undefined) throw new MissingBearerError('a registration access token is required');
-    const hash = sha256(token);
-    const client = await ctx.storage.clients.findClientByRegistrationToken(hash);
+    const tokenHash = sha256(token);
+    const client = await ctx.storage.clients.findClientByRegistrationToken(tokenHash);
     // RFC 7592 §2.1: "If the client does not exist on this server, the server MUST respond with
     // HTTP 401 Unauthorized and the registration access token used to make this request SHOULD
     // be immediately revoked." A token for another client gets the same answer.
     if (client === undefined || !digestsEqual(client.clientId, request.params.clientId)) throw new InvalidTokenError();
-    return client;
+    return { client, tokenHash };
+  }
+
+  /**
+   * RFC 7592 §3: the client information response carries "registration_access_token REQUIRED".
+   * Only its digest is stored, so each read or update issues the next token (§3: "the
+   * authorization server MAY issue a new registration access token"), replacing the one used.
+   */
+  async function nextRegistrationToken(client: Client, tokenHash: string): Promise<string> {
+    const next = randomToken();
+    if (!(await ctx.storage.clients.rotateRegistrationToken(client.clientId, tokenHash, sha256(next)))) throw new InvalidTokenError();
+    return next;
   }
 
   const clientPath = `${path}/:clientId`;
   app.get<{ Params: { clientId: string } }>(clientPath, async (request, reply) => {
     noStore(reply);
-    const client = await authorizedClient(request);
-    return reply.send({ ...clientInformation(client), registration_client_uri: clientUri(client.clientId) });
+    const { client, tokenHash } = await authorizedClient(request);
+    const registrationAccessToken = await nextRegistrationToken(client, tokenHash);
+    return reply.send({ ...clientInformation(client), registration_access_token: registrationAccessToken, registration_client_uri: clientUri(client.clientId) });
   });
 
   app.put<{ Params: { clientId: string } }>(clientPath, async (request, reply) => {
     noStore(reply);
     const now = ctx.clock();
-    const client = await authorizedClient(request);
+    const { client, tokenHash } = await authorizedClient(request);
     const body = jsonBody(request);
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidClientMetadataError('client metadata must be a JSON object');
     const fields = body as Record<string, unknown>;
@@ -149,12 +161,13 @@ export function registerRegistrationEndpoints(app: FastifyInstance, ctx: ServerC
     await ctx.storage.clients.updateClient(metadataToClientInput(client.clientId, verdict.metadata, true), now);
     const updated = await ctx.storage.clients.findClient(client.clientId);
     if (updated === undefined) throw new InvalidTokenError();
-    return reply.send({ ...clientInformation(updated), registration_client_uri: clientUri(client.clientId) });
+    const registrationAccessToken = await nextRegistrationToken(updated, tokenHash);
+    return reply.send({ ...clientInformation(updated), registration_access_token: registrationAccessToken, registration_client_uri: clientUri(client.clientId) });
   });
 
   app.delete<{ Params: { clientId: string } }>(clientPath, async (request, reply) => {
     noStore(reply);
-    const client = await authorizedClient(request);
+    const { client } = await authorizedClient(request);
     await ctx.storage.clients.deleteClient(client.clientId);
     request.log.info({ client_id: client.clientId }, 'client deleted through registration');
     // RFC 7592 §2.3: "the authorization server responds with an HTTP 204 No Content message".

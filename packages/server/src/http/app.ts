@@ -114,7 +114,7 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof OAuthError) {
-      if (err.status >= 500) request.log.warn({ err: err.cause ?? err, code: err.code }, 'request failed');
+      if (err.status >= 500) request.log.warn({ err: err.cause ?? err, error: err.code }, 'request failed');
       return sendOAuthError(reply, err);
     }
     if (isStorageUnavailable(err)) {

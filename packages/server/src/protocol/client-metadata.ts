@@ -3,6 +3,7 @@ import { CLIENT_ASSERTION_ALGS } from '../config/schema.js';
 import type { TokenEndpointAuthMethod } from '../model.js';
 import { checkRedirectUri } from './redirect-uri.js';
 import { isScopeGranted, parseScope } from './scope.js';
+import { quoteScopes } from './token-target.js';
 
 /**
  * RFC 7591 §2 client metadata validation. Pure: the policy says what this caller (an
@@ -150,7 +151,7 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
   if (policy.allowedScopes !== null) {
     const allowed = policy.allowedScopes;
     const denied = scope.filter((s) => !isScopeGranted(allowed, s));
-    if (denied.length > 0) fail(`scope not allowed: ${denied.join(' ')}`);
+    if (denied.length > 0) fail(`scope not allowed: ${quoteScopes(denied)}`);
   }
 
   // RFC 7591 §2: "The "jwks_uri" and "jwks" parameters MUST NOT both be present in the same request or response."

@@ -50,13 +50,19 @@ export function ownerOf(scope: string, owners: ReadonlyMap<string, string>): str
   return undefined;
 }
 
+/** Scope names quoted back in an error description: a few, each bounded, never the whole input. */
+export function quoteScopes(scopes: readonly string[]): string {
+  const shown = scopes.slice(0, 5).map((s) => (s.length > 64 ? `${s.slice(0, 64)}…` : s));
+  return scopes.length > 5 ? `${shown.join(' ')} (and ${scopes.length - 5} more)` : shown.join(' ');
+}
+
 export function decideTokenTarget(input: TargetInput): TargetDecision {
   const { clientScopes, requested, owners } = input;
   if (requested !== null) {
     // RFC 6749 §5.2 invalid_scope: "The requested scope is invalid, unknown, malformed, or
     // exceeds the scope granted by the resource owner."
     const denied = requested.filter((s) => !isScopeGranted(clientScopes, s));
-    if (denied.length > 0) return { ok: false, error: 'invalid_scope', description: `scope not allowed for this client: ${denied.join(' ')}` };
+    if (denied.length > 0) return { ok: false, error: 'invalid_scope', description: `scope not allowed for this client: ${quoteScopes(denied)}` };
   }
 
   if (input.resourceParam !== null) {
@@ -67,7 +73,7 @@ export function decideTokenTarget(input: TargetInput): TargetDecision {
     let scope: string[];
     if (requested !== null) {
       const foreign = requested.filter((s) => ownerOf(s, owners) !== id);
-      if (foreign.length > 0) return { ok: false, error: 'invalid_scope', description: `scope not defined by this resource: ${foreign.join(' ')}` };
+      if (foreign.length > 0) return { ok: false, error: 'invalid_scope', description: `scope not defined by this resource: ${quoteScopes(foreign)}` };
       scope = [...requested];
     } else {
       const own = clientScopes.filter((s) => ownerOf(s, owners) === id);

@@ -19,6 +19,13 @@ describe('redact', () => {
     expect(redact(input)).toEqual(expected);
   });
 
+  it("keeps an error's code (an error code, not an authorization code) and redacts its secrets", () => {
+    const err = Object.assign(new Error('connect failed'), { code: 'ECONNREFUSED', password: 'p' });
+    expect(redact({ err })).toMatchObject({ err: { code: 'ECONNREFUSED', password: '[redacted]', message: 'connect failed' } });
+    expect(redact({ err: Object.assign(new Error('x'), { code: 'ECONNRESET' }) })).toMatchObject({ err: { code: 'ECONNRESET' } });
+    expect(redact({ query: { code: 'authorization-code' } })).toEqual({ query: { code: '[redacted]' } });
+  });
+
   it('does not copy objects that hold no secret, and never mutates its input', () => {
     const clean = { method: 'GET', nested: { a: 1 } };
     expect(redact(clean)).toBe(clean);

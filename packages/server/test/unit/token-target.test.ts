@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideTokenTarget, ownerOf, scopeLineage, type TargetDecision, type TargetInput, type TargetResource } from '../../src/protocol/token-target.js';
+import { decideTokenTarget, ownerOf, quoteScopes, scopeLineage, type TargetDecision, type TargetInput, type TargetResource } from '../../src/protocol/token-target.js';
 
 const ORDERS = 'https://orders.example.com';
 const ITEMS = 'https://items.example.com';
@@ -161,5 +161,14 @@ describe('decideTokenTarget without a resource', () => {
     const decision = decide(['orders'], requested);
     expect(decision.ok && decision.scope).toEqual(['orders']);
     expect(decision.ok && decision.scope).not.toBe(requested);
+  });
+});
+
+describe('quoteScopes', () => {
+  it('quotes a few bounded names, never the whole input', () => {
+    expect(quoteScopes(['a', 'b'])).toBe('a b');
+    const many = Array.from({ length: 50 }, (_, i) => `s${i}`);
+    expect(quoteScopes(many)).toBe('s0 s1 s2 s3 s4 (and 45 more)');
+    expect(quoteScopes(['x'.repeat(60_000)]).length).toBeLessThan(100);
   });
 });

@@ -2,10 +2,19 @@ import type { Kysely } from 'kysely';
 import type { OpaqueAccessToken } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
 import type { Database } from '../schema.js';
+import { PreparedQuery } from '../prepared-query.js';
 
 /** State kept for access tokens: opaque tokens by digest, and revoked JWT ids until they expire. */
 export class AccessTokenRepository {
-  constructor(private readonly db: Kysely<Database>) {}
+  readonly #revoked: PreparedQuery<[string], { jti: string }>;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.#revoked = new PreparedQuery(
+      db as Kysely<unknown>,
+      (jti: string) => db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti),
+      ['\u0000jti'],
+    );
+  }
 
   async storeOpaqueAccessToken(tokenHash: string, token: OpaqueAccessToken): Promise<void> {
     await this.db
@@ -52,8 +61,8 @@ export class AccessTokenRepository {
       .execute();
   }
 
+  /** Introspection hot path: one precompiled lookup by primary key. */
   async isAccessTokenIdRevoked(jti: string): Promise<boolean> {
-    const row = await this.db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti).executeTakeFirst();
-    return row !== undefined;
+    return (await this.#revoked.execute(jti)).length > 0;
   }
 }

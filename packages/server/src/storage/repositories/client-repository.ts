@@ -61,8 +61,12 @@ export interface ClientWithSecrets {
 /** Clients and their secrets. Secrets are only ever handled as SHA-256 digests. */
 export class ClientRepository {
   readonly #authentication: PreparedQuery<[string, number], Selectable<ClientTable> & { secret_hash: string | null }>;
+  readonly #byId: PreparedQuery<[string], Selectable<ClientTable>>;
 
   constructor(private readonly db: Kysely<Database>) {
+    this.#byId = new PreparedQuery(db as Kysely<unknown>, (clientId: string) => db.selectFrom('clients').selectAll().where('client_id', '=', clientId), [
+      '\u0000client_id',
+    ]);
     this.#authentication = new PreparedQuery(
       db as Kysely<unknown>,
       (clientId: string, now: number) =>
@@ -81,7 +85,7 @@ export class ClientRepository {
   }
 
   async findClient(clientId: string): Promise<Client | undefined> {
-    const row = await this.db.selectFrom('clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    const [row] = await this.#byId.execute(clientId);
     return row && toClient(row);
   }
 
@@ -93,6 +97,20 @@ export class ClientRepository {
     const secretHashes: string[] = [];
     for (const r of rows) if (r.secret_hash !== null) secretHashes.push(r.secret_hash);
     return { client: toClient(first), secretHashes };
+  }
+
+  /**
+   * Replaces a client's registration access token digest if it is still `currentHash`; false
+   * when another request rotated it first.
+   */
+  async rotateRegistrationToken(clientId: string, currentHash: string, nextHash: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('clients')
+      .set({ registration_token_hash: nextHash })
+      .where('client_id', '=', clientId)
+      .where('registration_token_hash', '=', currentHash)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   }
 
   async findClientByRegistrationToken(tokenHash: string): Promise<Client | undefined> {

@@ -6,6 +6,7 @@ import type { Logger } from './logging.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTokenService } from './tokens/access-token.js';
 import type { ClientUsageRecorder } from './client-usage.js';
+import type { ClientCache } from './cache/client-cache.js';
 
 /** Seconds since the epoch; injected so tests and pure rules share one notion of now. */
 export type Clock = () => number;
@@ -60,6 +61,7 @@ export interface ServerContext {
   accessTokens: AccessTokenService;
   grants: GrantRegistry;
   clientAuth: ClientAuthDeps;
+  clientCache: ClientCache;
   usage: ClientUsageRecorder;
   logger: Logger;
   clock: Clock;

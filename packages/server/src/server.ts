@@ -21,7 +21,9 @@ import { createLogger, type Logger } from './logging.js';
 import { migrateToLatest, pendingMigrations } from './storage/database.js';
 import { openStorage, type Storage } from './storage/storage.js';
 import { AccessTokenService } from './tokens/access-token.js';
-import { ResourceCatalog } from './resources/resource-catalog.js';
+import { ResourceCatalog } from './cache/resource-catalog.js';
+import { ChangeWatcher } from './cache/change-watcher.js';
+import { ClientCache } from './cache/client-cache.js';
 
 export interface ServerOptions {
   /** Seconds since the epoch; tests pass their own. */
@@ -72,6 +74,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   const logger = options.logger ?? createLogger(config.logLevel);
   const storage = openConfiguredStorage(config);
   let timer: NodeJS.Timeout | undefined;
+  let watcher: ChangeWatcher | undefined;
   try {
     if (config.migrateOnStart) {
       const { applied } = await migrateToLatest(storage.handle.db);
@@ -88,10 +91,13 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       logger.warn('registration.dangerouslyAllowOpenRegistration is on: anyone can register a client');
     }
 
+    watcher = new ChangeWatcher(() => storage.readGenerations(), config.cache.refreshInterval * 1000, logger);
+    await watcher.start();
+    const clientCache = new ClientCache(storage.clients, watcher);
     const accessTokens = new AccessTokenService(config.issuer, keys, storage.accessTokens);
     const grants = createGrantRegistry([
       createClientCredentialsGrant({
-        catalog: new ResourceCatalog(storage.resources, config.cache.resources),
+        catalog: new ResourceCatalog(storage.resources, watcher),
         accessTokens,
         defaultAudience: config.tokens.defaultAudience ?? config.issuer,
         accessTokenTtl: config.tokens.accessTokenTtl,
@@ -105,8 +111,9 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       keys,
       accessTokens,
       grants,
+      clientCache,
       clientAuth: {
-        clients: storage.clients,
+        clients: clientCache,
         assertions: storage.assertions,
         clientKeys: new ClientKeyResolver(),
         assertionAudiences: [config.issuer, urls.token, urls.introspection, urls.revocation],
@@ -160,6 +167,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         if (closed) return;
         closed = true;
         clearInterval(timer);
+        watcher?.stop();
         await app.close();
         await storage.close();
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
@@ -167,6 +175,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     };
   } catch (err) {
     clearInterval(timer);
+    watcher?.stop();
     await storage.close().catch(() => undefined);
     throw err;
   }

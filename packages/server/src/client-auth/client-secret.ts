@@ -1,5 +1,6 @@
 import type { InvalidClientError } from '../errors.js';
 import { digestsEqual, sha256 } from '../tokens/random.js';
+import { validSecretHashes } from '../storage/repositories/client-repository.js';
 import type { AuthenticatedClient, ClientAuthDeps } from './types.js';
 import type { TokenEndpointAuthMethod } from '../model.js';
 
@@ -19,10 +20,10 @@ export async function verifyClientSecret(
   now: number,
   failure: () => InvalidClientError,
 ): Promise<AuthenticatedClient> {
-  const found = await deps.clients.findClientForAuthentication(clientId, now);
+  const found = await deps.clients.loadClientCredentials(clientId);
   const presented = sha256(secret);
   let match = false;
-  for (const digest of found?.secretHashes ?? [DUMMY_DIGEST]) {
+  for (const digest of found === undefined ? [DUMMY_DIGEST] : validSecretHashes(found, now)) {
     if (digestsEqual(presented, digest)) match = true;
   }
   if (!found || !match || found.client.disabled || found.client.tokenEndpointAuthMethod !== method) throw failure();

@@ -7,7 +7,7 @@ export const noClientAuthentication: ClientAuthMethod = {
   present: (request) => request.params.has('client_id'),
   async authenticate(request, deps, now) {
     const clientId = request.params.get('client_id') ?? '';
-    const found = await deps.clients.findClientForAuthentication(clientId, now);
+    const found = await deps.clients.loadClientCredentials(clientId);
     if (!found || found.client.disabled || found.client.tokenEndpointAuthMethod !== 'none') throw new InvalidClientError();
     return { client: found.client, method: 'none' };
   },

@@ -27,7 +27,7 @@ export const privateKeyJwt: ClientAuthMethod = {
     }
     const bodyClientId = request.params.get('client_id');
     if (typeof clientId !== 'string' || (bodyClientId !== undefined && bodyClientId !== clientId)) throw new InvalidClientError();
-    const found = await deps.clients.findClientForAuthentication(clientId, now);
+    const found = await deps.clients.loadClientCredentials(clientId);
     const client = found?.client;
     if (!client || client.disabled || client.tokenEndpointAuthMethod !== 'private_key_jwt') throw new InvalidClientError();
     const keys = deps.clientKeys.resolve(client);

@@ -1,7 +1,7 @@
 import type { Client, TokenEndpointAuthMethod } from '../model.js';
 import type { FormParams } from '../protocol/form.js';
 import type { AssertionRepository } from '../storage/repositories/assertion-repository.js';
-import type { ClientRepository } from '../storage/repositories/client-repository.js';
+import type { ClientLookup } from '../cache/client-cache.js';
 import type { ClientKeyResolver } from './client-keys.js';
 
 export interface ClientAuthRequest {
@@ -11,7 +11,8 @@ export interface ClientAuthRequest {
 
 /** Only what client authentication reads. */
 export interface ClientAuthDeps {
-  clients: ClientRepository;
+  /** Clients and their secret digests (the in-memory cache in the server). */
+  clients: ClientLookup;
   assertions: AssertionRepository;
   clientKeys: ClientKeyResolver;
   /** Accepted `aud` values of client assertions: the issuer and the endpoint URL. */

@@ -81,8 +81,12 @@ export const configSchema = z
       .prefault({}),
     cache: z
       .object({
-        /** How long an instance serves resources and scopes from memory before re-reading them. */
-        resources: duration('5s'),
+        /**
+         * How often each instance checks whether clients or resources changed (one small query).
+         * A change made elsewhere (another instance, the CLI) is honoured within this time; 0
+         * turns the in-memory copies off and every request reads the database.
+         */
+        refreshInterval: duration('1s'),
       })
       .prefault({}),
     clientAuth: z

@@ -35,7 +35,7 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, ctx: ServerC
     // introspection response with the "active" field set to "false"."
     if (info === undefined || !(await mayIntrospect(ctx, client, info))) return { active: false };
     // A disabled or deleted client's tokens are no longer honoured.
-    const owner = info.clientId === client.clientId ? client : await ctx.storage.clients.findClient(info.clientId);
+    const owner = info.clientId === client.clientId ? client : await ctx.clientCache.findClient(info.clientId);
     if (owner === undefined || owner.disabled) return { active: false };
     return {
       active: true,

@@ -1,5 +1,5 @@
 import type { AccessTokenService } from '../tokens/access-token.js';
-import type { ResourceCatalog } from '../resources/resource-catalog.js';
+import type { ResourceCatalog } from '../cache/resource-catalog.js';
 import type { GrantHandler, TokenResponse } from './grant-handler.js';
 import { accessTokenLifetime, resolveTokenTarget } from './token-target.js';
 

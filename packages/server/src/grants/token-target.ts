@@ -4,7 +4,7 @@ import { isValidResourceIndicator } from '../protocol/resource-indicator.js';
 import { parseScope } from '../protocol/scope.js';
 import { decideTokenTarget } from '../protocol/token-target.js';
 import type { Client, Resource } from '../model.js';
-import type { ResourceCatalog } from '../resources/resource-catalog.js';
+import type { ResourceCatalog } from '../cache/resource-catalog.js';
 
 export interface ResolvedTarget {
   audience: string;

@@ -1,16 +1,25 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import * as foundation from './migrations/0001-foundation.js';
+import * as generations from './migrations/0002-generations.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
+/**
+ * Runs a read-only statement compiled by Kysely and returns its rows. On SQLite this is a second,
+ * read-only connection: under WAL each statement reads a snapshot of committed data, never a
+ * transaction in progress on the writing connection. On PostgreSQL it is Kysely's pool.
+ */
+export type ReadRows = (sqlText: string, parameters: readonly unknown[]) => Promise<unknown[]>;
+
 export interface DatabaseHandle {
   db: Kysely<Database>;
   dialect: DialectName;
+  readRows: ReadRows;
   /** A short description for logs (no credentials). */
   location: string;
   close(): Promise<void>;
@@ -42,7 +51,8 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
     pool.on('connect', (client) => client.on('error', () => undefined));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(options.databaseUrl);
-    return { db, dialect: 'postgres', location: `postgres://${url.host}${url.pathname}`, close: () => db.destroy() };
+    const readRows: ReadRows = async (sqlText, parameters) => (await db.executeQuery(CompiledQuery.raw(sqlText, [...parameters]))).rows;
+    return { db, dialect: 'postgres', readRows, location: `postgres://${url.host}${url.pathname}`, close: () => db.destroy() };
   }
   // The data directory also holds the generated key-encryption key: owner only.
   mkdirSync(dirname(options.sqliteFile), { recursive: true, mode: 0o700 });
@@ -53,7 +63,23 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, dialect: 'sqlite', location: options.sqliteFile, close: () => db.destroy() };
+  // Hot-path reads bypass Kysely's single-connection mutex on a connection of their own.
+  let reader: SqliteDatabase | undefined;
+  const readRows: ReadRows = async (sqlText, parameters) => {
+    reader ??= withStatementCache(openReader(options.sqliteFile));
+    return reader.prepare(sqlText).all(parameters);
+  };
+  const close = async () => {
+    reader?.close();
+    await db.destroy();
+  };
+  return { db, dialect: 'sqlite', readRows, location: options.sqliteFile, close };
+}
+
+function openReader(file: string): SQLite.Database {
+  const reader = new SQLite(file, { readonly: true, fileMustExist: true });
+  reader.pragma('busy_timeout = 5000');
+  return reader;
 }
 
 /**
@@ -82,6 +108,7 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-foundation': foundation,
+  '0002-generations': generations,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -1,24 +1,24 @@
-import { CompiledQuery, type Compilable, type Kysely } from 'kysely';
+import type { Compilable } from 'kysely';
+import type { ReadRows } from './database.js';
 
 /**
- * A query built and compiled once, then run with new arguments: the token endpoint's hot lookups
- * skip Kysely's per-call building and compiling. The query is compiled with sentinel arguments
- * to learn where each argument lands among the dialect's parameters.
+ * A read-only query built and compiled once by Kysely, then run with new arguments through the
+ * handle's `readRows`: the token endpoint's hot lookups skip per-call building, compiling and
+ * (on SQLite) the writing connection's mutex. The query is compiled with sentinel arguments to
+ * learn where each argument lands among the dialect's parameters.
  */
-export class PreparedQuery<Args extends readonly (string | number)[], Row> {
+export class PreparedRead<Args extends readonly (string | number)[], Row> {
   #compiled: { sql: string; slots: number[] } | undefined;
 
   constructor(
-    private readonly db: Kysely<unknown>,
+    private readonly readRows: ReadRows,
     private readonly build: (...args: Args) => Compilable<Row>,
     private readonly sentinels: Args,
   ) {}
 
   async execute(...args: Args): Promise<Row[]> {
     const compiled = (this.#compiled ??= this.#compile());
-    const parameters = compiled.slots.map((slot) => args[slot]);
-    const result = await this.db.executeQuery<Row>(CompiledQuery.raw(compiled.sql, parameters));
-    return result.rows;
+    return (await this.readRows(compiled.sql, compiled.slots.map((slot) => args[slot]))) as Row[];
   }
 
   #compile(): { sql: string; slots: number[] } {

@@ -96,6 +96,11 @@ export interface LockTable {
   until: number;
 }
 
+export interface GenerationTable {
+  name: string;
+  value: number;
+}
+
 export interface Database {
   clients: ClientTable;
   client_secrets: ClientSecretTable;
@@ -107,4 +112,5 @@ export interface Database {
   used_assertions: UsedAssertionTable;
   opaque_access_tokens: OpaqueAccessTokenTable;
   locks: LockTable;
+  generations: GenerationTable;
 }

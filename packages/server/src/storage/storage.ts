@@ -18,13 +18,22 @@ export class Storage {
 
   constructor(readonly handle: DatabaseHandle) {
     const db = handle.db;
-    this.clients = new ClientRepository(db);
+    this.clients = new ClientRepository(db, handle.readRows);
     this.resources = new ResourceRepository(db);
     this.keys = new KeyRepository(db);
     this.initialAccessTokens = new InitialAccessTokenRepository(db);
-    this.accessTokens = new AccessTokenRepository(db);
+    this.accessTokens = new AccessTokenRepository(db, handle.readRows);
     this.assertions = new AssertionRepository(db);
+    this.#generationsSql = db.selectFrom('generations').select(['name', 'value']).compile().sql;
   }
+
+  /** The generation counters of the cached tables (see cache/change-watcher.ts). */
+  async readGenerations(): Promise<Map<string, number>> {
+    const rows = (await this.handle.readRows(this.#generationsSql, [])) as { name: string; value: number }[];
+    return new Map(rows.map((r) => [r.name, Number(r.value)]));
+  }
+
+  readonly #generationsSql: string;
 
   get dialect(): DialectName {
     return this.handle.dialect;

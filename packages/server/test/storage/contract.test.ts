@@ -57,7 +57,7 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
     if (dialect === 'postgres') schema = await createPostgresSchema();
     storage = openStorage({ databaseUrl: schema?.url, sqliteFile: join(dir, 'test.db') });
     const first = await migrateToLatest(storage.handle.db);
-    expect(first.applied).toEqual(['0001-foundation']);
+    expect(first.applied).toEqual(['0001-foundation', '0002-generations']);
     const second = await migrateToLatest(storage.handle.db);
     expect(second.applied).toEqual([]);
   });

@@ -2,15 +2,19 @@ import type { Kysely } from 'kysely';
 import type { OpaqueAccessToken } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
 import type { Database } from '../schema.js';
-import { PreparedQuery } from '../prepared-query.js';
+import { PreparedRead } from '../prepared-query.js';
+import type { ReadRows } from '../database.js';
 
 /** State kept for access tokens: opaque tokens by digest, and revoked JWT ids until they expire. */
 export class AccessTokenRepository {
-  readonly #revoked: PreparedQuery<[string], { jti: string }>;
+  readonly #revoked: PreparedRead<[string], { jti: string }>;
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.#revoked = new PreparedQuery(
-      db as Kysely<unknown>,
+  constructor(
+    private readonly db: Kysely<Database>,
+    readRows: ReadRows,
+  ) {
+    this.#revoked = new PreparedRead(
+      readRows,
       (jti: string) => db.selectFrom('revoked_access_tokens').select('jti').where('jti', '=', jti),
       ['\u0000jti'],
     );

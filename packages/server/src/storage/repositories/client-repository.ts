@@ -1,8 +1,10 @@
 import type { JSONWebKeySet } from 'jose';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Client, ClientInput, ClientSummary, TokenEndpointAuthMethod } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
-import { PreparedQuery } from '../prepared-query.js';
+import { PreparedRead } from '../prepared-query.js';
+import { bumpGeneration, ChangeListeners } from '../changes.js';
+import type { ReadRows } from '../database.js';
 import type { ClientTable, Database } from '../schema.js';
 
 function toClient(row: Selectable<ClientTable>): Client {
@@ -58,45 +60,64 @@ export interface ClientWithSecrets {
   secretHashes: string[];
 }
 
+/** A client and all its secret digests with their ends (null: current), as cached in memory. */
+export interface ClientCredentials {
+  client: Client;
+  secrets: { hash: string; expiresAt: number | null }[];
+}
+
+/** The digests of the secrets still valid at `now`. */
+export function validSecretHashes(credentials: ClientCredentials, now: number): string[] {
+  const out: string[] = [];
+  for (const s of credentials.secrets) if (s.expiresAt === null || s.expiresAt > now) out.push(s.hash);
+  return out;
+}
+
 /** Clients and their secrets. Secrets are only ever handled as SHA-256 digests. */
 export class ClientRepository {
-  readonly #authentication: PreparedQuery<[string, number], Selectable<ClientTable> & { secret_hash: string | null }>;
-  readonly #byId: PreparedQuery<[string], Selectable<ClientTable>>;
+  readonly #credentials: PreparedRead<[string], Selectable<ClientTable> & { secret_hash: string | null; secret_expires_at: number | null }>;
+  readonly #changes = new ChangeListeners();
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.#byId = new PreparedQuery(db as Kysely<unknown>, (clientId: string) => db.selectFrom('clients').selectAll().where('client_id', '=', clientId), [
-      '\u0000client_id',
-    ]);
-    this.#authentication = new PreparedQuery(
-      db as Kysely<unknown>,
-      (clientId: string, now: number) =>
+  constructor(
+    private readonly db: Kysely<Database>,
+    readRows: ReadRows,
+  ) {
+    this.#credentials = new PreparedRead(
+      readRows,
+      (clientId: string) =>
         db
           .selectFrom('clients')
-          .leftJoin('client_secrets', (join) =>
-            join
-              .onRef('client_secrets.client_id', '=', 'clients.client_id')
-              .on((eb) => eb.or([eb('client_secrets.expires_at', 'is', null), eb('client_secrets.expires_at', '>', now)])),
-          )
+          .leftJoin('client_secrets', 'client_secrets.client_id', 'clients.client_id')
           .selectAll('clients')
-          .select('client_secrets.secret_hash')
+          .select(['client_secrets.secret_hash', 'client_secrets.expires_at as secret_expires_at'])
           .where('clients.client_id', '=', clientId),
-      ['\u0000client_id', -1_234_567_891],
+      ['\u0000client_id'],
     );
   }
 
-  async findClient(clientId: string): Promise<Client | undefined> {
-    const [row] = await this.#byId.execute(clientId);
-    return row && toClient(row);
+  /** Called after every committed change to a client or its secrets through this repository. */
+  onChange(listener: () => void): void {
+    this.#changes.add(listener);
   }
 
-  /** The client and its currently valid secret digests, in one round trip (token endpoint hot path). */
-  async findClientForAuthentication(clientId: string, now: number): Promise<ClientWithSecrets | undefined> {
-    const rows = await this.#authentication.execute(clientId, now);
+  /** The client and every secret digest with its end, in one round trip (the token endpoint's lookup). */
+  async loadClientCredentials(clientId: string): Promise<ClientCredentials | undefined> {
+    const rows = await this.#credentials.execute(clientId);
     const first = rows[0];
     if (first === undefined) return undefined;
-    const secretHashes: string[] = [];
-    for (const r of rows) if (r.secret_hash !== null) secretHashes.push(r.secret_hash);
-    return { client: toClient(first), secretHashes };
+    const secrets: ClientCredentials['secrets'] = [];
+    for (const r of rows) if (r.secret_hash !== null) secrets.push({ hash: r.secret_hash, expiresAt: r.secret_expires_at });
+    return { client: toClient(first), secrets };
+  }
+
+  async findClient(clientId: string): Promise<Client | undefined> {
+    return (await this.loadClientCredentials(clientId))?.client;
+  }
+
+  /** The client and its secret digests valid at `now`. */
+  async findClientForAuthentication(clientId: string, now: number): Promise<ClientWithSecrets | undefined> {
+    const credentials = await this.loadClientCredentials(clientId);
+    return credentials && { client: credentials.client, secretHashes: validSecretHashes(credentials, now) };
   }
 
   /**
@@ -146,7 +167,9 @@ export class ClientRepository {
       if (secrets.secretHash !== null) {
         await trx.insertInto('client_secrets').values({ client_id: input.clientId, secret_hash: secrets.secretHash, created_at: now, expires_at: null }).execute();
       }
+      await bumpGeneration(trx, 'clients');
     });
+    this.#changes.notify();
     const created = await this.findClient(input.clientId);
     if (!created) throw new Error('client vanished after creation');
     return created;
@@ -155,25 +178,40 @@ export class ClientRepository {
   /** Replaces a client's metadata; returns false when the client does not exist. */
   async updateClient(input: ClientInput, now: number): Promise<boolean> {
     const { client_id: _id, disabled: _d, dynamically_registered: _r, ...values } = toRow(input);
-    const result = await this.db
-      .updateTable('clients')
-      .set({ ...values, updated_at: now })
-      .where('client_id', '=', input.clientId)
-      .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
+    return this.#change(async (trx) => {
+      const result = await trx
+        .updateTable('clients')
+        .set({ ...values, updated_at: now })
+        .where('client_id', '=', input.clientId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
+  }
+
+  /** A write to clients or secrets: one transaction that also bumps the generation, then listeners. */
+  async #change<T>(write: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+    const result = await this.db.transaction().execute(async (trx) => {
+      const value = await write(trx);
+      await bumpGeneration(trx, 'clients');
+      return value;
+    });
+    this.#changes.notify();
+    return result;
   }
 
   async setClientDisabled(clientId: string, disabled: boolean, now: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('clients')
-      .set({ disabled: disabled ? 1 : 0, updated_at: now })
-      .where('client_id', '=', clientId)
-      .executeTakeFirst();
-    return result.numUpdatedRows > 0n;
+    return this.#change(async (trx) => {
+      const result = await trx
+        .updateTable('clients')
+        .set({ disabled: disabled ? 1 : 0, updated_at: now })
+        .where('client_id', '=', clientId)
+        .executeTakeFirst();
+      return result.numUpdatedRows > 0n;
+    });
   }
 
   async deleteClient(clientId: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.#change(async (trx) => {
       await trx.deleteFrom('client_secrets').where('client_id', '=', clientId).execute();
       const result = await trx.deleteFrom('clients').where('client_id', '=', clientId).executeTakeFirst();
       return result.numDeletedRows > 0n;
@@ -185,7 +223,7 @@ export class ClientRepository {
    * once); secrets already past their end are deleted. One transaction.
    */
   async rotateClientSecret(clientId: string, secretHash: string, now: number, overlapSeconds: number): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return this.#change(async (trx) => {
       const exists = await trx.selectFrom('clients').select('client_id').where('client_id', '=', clientId).executeTakeFirst();
       if (!exists) return false;
       await trx.deleteFrom('client_secrets').where('client_id', '=', clientId).where('expires_at', '<=', now).execute();

@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { AccessTokenFormat, Resource, ResourceScope } from '../../model.js';
 import { scopesOverlap } from '../../protocol/scope.js';
 import type { Database, ResourceTable } from '../schema.js';
+import { bumpGeneration, ChangeListeners } from '../changes.js';
 
 export class ScopeConflictError extends Error {
   constructor(readonly scope: string, readonly existing: string) {
@@ -28,17 +29,13 @@ function toResource(row: Selectable<ResourceTable>, scopes: ResourceScope[]): Re
  * so a scope always names one audience.
  */
 export class ResourceRepository {
-  readonly #listeners: (() => void)[] = [];
+  readonly #changes = new ChangeListeners();
 
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Called after every committed change through this repository (caches listen). */
   onChange(listener: () => void): void {
-    this.#listeners.push(listener);
-  }
-
-  #changed(): void {
-    for (const listener of this.#listeners) listener();
+    this.#changes.add(listener);
   }
 
   async findResource(identifier: string): Promise<Resource | undefined> {
@@ -72,8 +69,9 @@ export class ResourceRepository {
           .values(resource.scopes.map((s) => ({ resource: resource.identifier, name: s.name, description: s.description })))
           .execute();
       }
+      await bumpGeneration(trx, 'resources');
     });
-    this.#changed();
+    this.#changes.notify();
     const created = await this.findResource(resource.identifier);
     if (!created) throw new Error('resource vanished after creation');
     return created;
@@ -97,10 +95,13 @@ export class ResourceRepository {
   }
 
   async deleteResource(identifier: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    const deleted = await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('resource_scopes').where('resource', '=', identifier).execute();
       const result = await trx.deleteFrom('resources').where('identifier', '=', identifier).executeTakeFirst();
+      await bumpGeneration(trx, 'resources');
       return result.numDeletedRows > 0n;
-    }).finally(() => this.#changed());
+    });
+    this.#changes.notify();
+    return deleted;
   }
 }

@@ -1,0 +1,56 @@
+import type { Client } from '../model.js';
+import type { ClientCredentials, ClientRepository } from '../storage/repositories/client-repository.js';
+import type { ChangeWatcher } from './change-watcher.js';
+
+/** How client authentication and introspection read clients. */
+export interface ClientLookup {
+  loadClientCredentials(clientId: string): Promise<ClientCredentials | undefined>;
+}
+
+/**
+ * Clients and their secret digests in memory, dropped whenever the clients generation moves
+ * (any write, on any instance or the CLI, seen within one poll interval; writes through this
+ * process at once). Bounded; unknown client ids are never cached. The database stays the only
+ * source of truth.
+ */
+export class ClientCache implements ClientLookup {
+  #entries = new Map<string, ClientCredentials>();
+  #epoch = 0;
+
+  constructor(
+    private readonly repository: ClientRepository,
+    private readonly watcher: ChangeWatcher,
+    private readonly maxEntries = 10_000,
+  ) {
+    const clear = () => this.clear();
+    repository.onChange(clear);
+    watcher.onChange('clients', clear);
+  }
+
+  clear(): void {
+    this.#entries.clear();
+    this.#epoch++;
+  }
+
+  async loadClientCredentials(clientId: string): Promise<ClientCredentials | undefined> {
+    if (this.watcher.fresh) {
+      const hit = this.#entries.get(clientId);
+      if (hit !== undefined) return hit;
+    }
+    const epoch = this.#epoch;
+    const loaded = await this.repository.loadClientCredentials(clientId);
+    // Keep it only if nothing changed while it was read, so a stale row never outlives a change.
+    if (loaded !== undefined && epoch === this.#epoch && this.watcher.fresh) {
+      if (this.#entries.size >= this.maxEntries) {
+        const oldest = this.#entries.keys().next().value;
+        if (oldest !== undefined) this.#entries.delete(oldest);
+      }
+      this.#entries.set(clientId, loaded);
+    }
+    return loaded;
+  }
+
+  async findClient(clientId: string): Promise<Client | undefined> {
+    return (await this.loadClientCredentials(clientId))?.client;
+  }
+}

@@ -5,7 +5,7 @@ import type { ClientAuthMethod } from './types.js';
 export const noClientAuthentication: ClientAuthMethod = {
   name: 'none',
   present: (request) => request.params.has('client_id'),
-  async authenticate(request, deps, now) {
+  async authenticate(request, deps) {
     const clientId = request.params.get('client_id') ?? '';
     const found = await deps.clients.loadClientCredentials(clientId);
     if (!found || found.client.disabled || found.client.tokenEndpointAuthMethod !== 'none') throw new InvalidClientError();

@@ -18,6 +18,8 @@ const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const GATEHOUSE_CLI = join(ROOT, 'packages/server/dist/cli/main.js');
 const RESOURCE = 'https://api.bench.example';
 const SCOPE = 'bench:read';
+const OPAQUE_RESOURCE = 'https://opaque.bench.example';
+const OPAQUE_SCOPE = 'opaque:read';
 const CONNECTIONS = 10;
 const WARMUP = 2;
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
@@ -242,7 +244,9 @@ async function benchGatehouse() {
 
   await cli('migrate');
   await cli('resources', 'create', '--identifier', RESOURCE, '--name', 'Bench', '--scope', SCOPE, '--json');
-  const created = await cli('clients', 'create', '--name', 'bench', '--scope', SCOPE, '--json');
+  // A second API whose tokens are opaque: stored (as SHA-256 digests) in SQLite on every issue.
+  await cli('resources', 'create', '--identifier', OPAQUE_RESOURCE, '--name', 'Bench opaque', '--scope', OPAQUE_SCOPE, '--format', 'opaque', '--json');
+  const created = await cli('clients', 'create', '--name', 'bench', '--scope', `${SCOPE} ${OPAQUE_SCOPE}`, '--json');
   const client = parseCliJson(created);
   if (!client.client_id || !client.client_secret) throw new Error(`unexpected \`clients create\` output: ${created}`);
   const auth = basicAuth(client.client_id, client.client_secret);
@@ -252,12 +256,20 @@ async function benchGatehouse() {
     const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE }));
     const { format } = await issueToken(tokenRequest);
     console.log(`Gatehouse (pid ${server.pid}) on ${base}, access token format: ${format}`);
-    await measure('gatehouse', 'token', server.pid, { ...tokenRequest, expect: EXPECT_TOKEN });
+    await measure('gatehouse', 'token-jwt', server.pid, { ...tokenRequest, expect: EXPECT_TOKEN });
 
     const { token } = await issueToken(tokenRequest);
     const introspectRequest = request(base, '/introspect', auth, form({ token }));
     await assertActive(introspectRequest);
-    await measure('gatehouse', 'introspect', server.pid, { ...introspectRequest, expect: EXPECT_ACTIVE });
+    await measure('gatehouse', 'introspect-jwt', server.pid, { ...introspectRequest, expect: EXPECT_ACTIVE });
+
+    const opaqueRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: OPAQUE_SCOPE }));
+    const opaque = await issueToken(opaqueRequest);
+    if (opaque.format !== 'opaque') throw new Error(`expected an opaque access token, got ${opaque.format}`);
+    await measure('gatehouse', 'token-opaque', server.pid, { ...opaqueRequest, expect: EXPECT_TOKEN });
+    const opaqueIntrospect = request(base, '/introspect', auth, form({ token: opaque.token }));
+    await assertActive(opaqueIntrospect);
+    await measure('gatehouse', 'introspect-opaque', server.pid, { ...opaqueIntrospect, expect: EXPECT_ACTIVE });
   } finally {
     await stop(server);
     const logFile = join(tmp, 'gatehouse.stdout.log');
@@ -309,9 +321,11 @@ function ratios() {
   const rps = (server, workload) => results.find((r) => r.server === server && r.workload === workload)?.requestsPerSec;
   const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
   return {
-    'gatehouse token / oidc-provider token (jwt)': ratio(rps('gatehouse', 'token'), rps('oidc-provider', 'token-jwt')),
-    'gatehouse token / oidc-provider token (opaque)': ratio(rps('gatehouse', 'token'), rps('oidc-provider', 'token-opaque')),
-    'gatehouse introspect / oidc-provider introspect': ratio(rps('gatehouse', 'introspect'), rps('oidc-provider', 'introspect')),
+    'gatehouse JWT token / oidc-provider JWT token': ratio(rps('gatehouse', 'token-jwt'), rps('oidc-provider', 'token-jwt')),
+    'gatehouse JWT token / oidc-provider opaque token': ratio(rps('gatehouse', 'token-jwt'), rps('oidc-provider', 'token-opaque')),
+    'gatehouse opaque token (stored) / oidc-provider opaque token (in memory)': ratio(rps('gatehouse', 'token-opaque'), rps('oidc-provider', 'token-opaque')),
+    'gatehouse introspect opaque / oidc-provider introspect opaque': ratio(rps('gatehouse', 'introspect-opaque'), rps('oidc-provider', 'introspect')),
+    'gatehouse introspect JWT / oidc-provider introspect opaque': ratio(rps('gatehouse', 'introspect-jwt'), rps('oidc-provider', 'introspect')),
   };
 }
 

@@ -4,7 +4,7 @@ import type { AccessTokenRepository } from '../storage/repositories/access-token
 import { TemporarilyUnavailableError } from '../errors.js';
 import { decodeCompact, verifySignature } from './jws.js';
 import { randomToken, sha256 } from './random.js';
-import { signCompact } from './jws.js';
+import { encodeJwsHeader, signWithEncodedHeader } from './jws.js';
 
 export interface AccessTokenGrant {
   client: Client;
@@ -41,6 +41,16 @@ export interface AccessTokenInfo {
  * values stored only as SHA-256 digests. Reads them back for introspection and revocation.
  */
 export class AccessTokenService {
+  /** Encoded `{typ, kid, alg}` header per signing key. */
+  readonly #headers = new Map<string, string>();
+  /**
+   * Tokens whose signature was verified, by SHA-256 digest (never the token itself) → kid. A
+   * signature's validity never changes, so a repeated introspection skips the verification;
+   * expiry, revocation and the key still being published are checked every time.
+   */
+  readonly #verified = new Map<string, string>();
+  static readonly MAX_VERIFIED = 10_000;
+
   constructor(
     private readonly issuer: string,
     private readonly keys: KeySet,
@@ -79,7 +89,12 @@ export class AccessTokenService {
       client_id: grant.client.clientId,
     };
     if (grant.scope.length > 0) payload.scope = grant.scope.join(' ');
-    const token = signCompact(key.alg, key.privateKey, { typ: 'at+jwt', kid: key.kid }, payload);
+    let header = this.#headers.get(key.kid);
+    if (header === undefined) {
+      header = encodeJwsHeader(key.alg, { typ: 'at+jwt', kid: key.kid });
+      this.#headers.set(key.kid, header);
+    }
+    const token = signWithEncodedHeader(key.alg, key.privateKey, header, payload);
     return { token, jti, expiresAt };
   }
 
@@ -94,7 +109,13 @@ export class AccessTokenService {
     const { header, payload } = jws;
     if (header.typ !== 'at+jwt' || typeof header.kid !== 'string' || header.crit !== undefined) return undefined;
     const key = this.keys.verificationKey(header.kid, 'access_token');
-    if (key === undefined || header.alg !== key.alg || !verifySignature(key.alg, key.publicKey, jws)) return undefined;
+    if (key === undefined || header.alg !== key.alg) return undefined;
+    const digest = sha256(token);
+    if (this.#verified.get(digest) !== header.kid) {
+      if (!verifySignature(key.alg, key.publicKey, jws)) return undefined;
+      if (this.#verified.size >= AccessTokenService.MAX_VERIFIED) this.#verified.clear();
+      this.#verified.set(digest, header.kid);
+    }
     const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope } = payload;
     if (iss !== this.issuer || typeof exp !== 'number' || exp <= now || typeof jti !== 'string' || typeof clientId !== 'string' || typeof sub !== 'string') {
       return undefined;

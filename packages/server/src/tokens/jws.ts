@@ -39,8 +39,18 @@ function b64json(value: unknown): string {
   return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }
 
+/** The encoded protected header; constant per key, so callers on the hot path keep it. */
+export function encodeJwsHeader(alg: JwsAlg, header: Record<string, unknown>): string {
+  return b64json({ ...header, alg });
+}
+
 export function signCompact(alg: JwsAlg, key: KeyObject, header: Record<string, unknown>, payload: Record<string, unknown>): string {
-  const input = `${b64json({ ...header, alg })}.${b64json(payload)}`;
+  return signWithEncodedHeader(alg, key, encodeJwsHeader(alg, header), payload);
+}
+
+/** As signCompact, with the header already encoded by encodeJwsHeader for the same alg. */
+export function signWithEncodedHeader(alg: JwsAlg, key: KeyObject, encodedHeader: string, payload: Record<string, unknown>): string {
+  const input = `${encodedHeader}.${b64json(payload)}`;
   const spec = ALGS[alg];
   if (!keyFits(spec, key)) throw new Error(`the key is not a ${alg} key`);
   const signature = cryptoSign(spec.digest, Buffer.from(input, 'latin1'), { key, ...spec.options });

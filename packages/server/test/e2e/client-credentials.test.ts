@@ -248,6 +248,19 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
       }
     });
 
+    it('a verified token in the signature cache does not vouch for a tampered copy', async () => {
+      const { access_token } = await tokenWith(basic, oauth.ClientSecretBasic(basic.clientSecret), { scope: 'billing' });
+      expect((await introspect(access_token)).body).toMatchObject({ active: true });
+      expect((await introspect(access_token)).body).toMatchObject({ active: true });
+      const [h, p, sig] = access_token.split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+      const widened = Buffer.from(JSON.stringify({ ...claims, scope: 'billing orders:write' })).toString('base64url');
+      const flipped = `${sig.slice(0, -2)}${sig.endsWith('AA') ? 'BB' : 'AA'}`;
+      for (const forged of [`${h}.${widened}.${sig}`, `${h}.${p}.${flipped}`]) {
+        expect((await introspect(forged)).body).toEqual({ active: false });
+      }
+    });
+
     it('stops honouring tokens of a disabled client', async () => {
       const { access_token } = await tokenWith(post, oauth.ClientSecretPost(post.clientSecret), { scope: 'orders:read' });
       await t.server.storage.clients.setClientDisabled(post.clientId, true, t.clock.now());

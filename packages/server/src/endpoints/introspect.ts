@@ -1,10 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { authenticateClient } from '../client-auth/authenticate-client.js';
 import type { ServerContext } from '../context.js';
-import { InvalidRequestError } from '../errors.js';
 import { methodNotAllowed } from '../http/app.js';
-import { readForm } from '../http/form-body.js';
-import { noStore } from '../http/reply.js';
+import { readTokenOperation } from './token-operation.js';
 import type { AccessTokenInfo } from '../tokens/access-token.js';
 import type { Client } from '../model.js';
 
@@ -17,17 +14,10 @@ async function mayIntrospect(ctx: ServerContext, caller: Client, info: AccessTok
 /** RFC 7662 token introspection. */
 export function registerIntrospectionEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post(ctx.paths.introspection, async (request, reply) => {
-    noStore(reply).type('application/json');
-    const params = readForm(request);
-    const now = ctx.clock();
     // RFC 7662 §2.1: "the endpoint MUST also require some form of authorization to access this
-    // endpoint" — callers authenticate as confidential clients.
-    const { client } = await authenticateClient({ authorization: request.headers.authorization, params }, ctx.clientAuth, now, {
-      allowPublic: false,
-    });
-    const token = params.get('token');
-    // RFC 7662 §2.1: "token REQUIRED".
-    if (token === undefined) throw new InvalidRequestError('token is required');
+    // endpoint" — callers authenticate as confidential clients; "token REQUIRED".
+    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: false });
+    reply.type('application/json');
     const info = await ctx.accessTokens.inspect(token, now);
     // RFC 7662 §2.2: "If the introspection call is properly authorized but the token is not
     // active, does not exist on this server, or the protected resource is not allowed to

@@ -1,23 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import { authenticateClient } from '../client-auth/authenticate-client.js';
 import type { ServerContext } from '../context.js';
-import { InvalidRequestError } from '../errors.js';
 import { methodNotAllowed } from '../http/app.js';
-import { readForm } from '../http/form-body.js';
-import { noStore } from '../http/reply.js';
+import { readTokenOperation } from './token-operation.js';
 
 /** RFC 7009 token revocation. */
 export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post(ctx.paths.revocation, async (request, reply) => {
-    noStore(reply);
-    const params = readForm(request);
-    const now = ctx.clock();
-    const { client } = await authenticateClient({ authorization: request.headers.authorization, params }, ctx.clientAuth, now, {
-      allowPublic: true,
-    });
-    const token = params.get('token');
     // RFC 7009 §2.1: "token REQUIRED. The token that the client wants to get revoked."
-    if (token === undefined) throw new InvalidRequestError('token is required');
+    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: true });
     // RFC 7009 §2.1: token_type_hint is a hint; "the authorization server [...] MAY ignore it".
     const info = await ctx.accessTokens.inspect(token, now);
     // RFC 7009 §2.1: "The authorization server first validates the client credentials [...] and

@@ -1,4 +1,4 @@
-import type { AccessTokenFormat, Client } from '../model.js';
+import type { AccessTokenFormat, Client, OpaqueAccessToken } from '../model.js';
 import type { KeySet } from '../keys/key-set.js';
 import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
 import { TemporarilyUnavailableError } from '../errors.js';
@@ -23,15 +23,8 @@ export interface IssuedAccessToken {
 }
 
 /** What introspection and revocation learn about a token this server issued. */
-export interface AccessTokenInfo {
+export interface AccessTokenInfo extends Omit<OpaqueAccessToken, 'revoked'> {
   format: AccessTokenFormat;
-  jti: string;
-  clientId: string;
-  subject: string;
-  audience: string[];
-  scope: string[];
-  issuedAt: number;
-  expiresAt: number;
   /** Digest of an opaque token (its storage key). */
   tokenHash?: string;
 }

@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basicAuth, postForm } from '../helpers/server.js';
+import { basicAuth, freePort, postForm } from '../helpers/server.js';
 
 /**
  * The `gatehouse` CLI as a user runs it: the built dist/cli/main.js as a child process, a
@@ -44,16 +43,6 @@ let configPath: string;
 let port: number;
 let issuer: string;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /** The caller's environment without anything that would configure Gatehouse behind our back. */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {

@@ -148,6 +148,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       keys
         .ensureKeys(now)
         .then((r) => (r.length > 0 ? logger.info({ rotated: r }, 'signing keys rotated') : undefined))
+        // A key past its end left the JWKS; its encrypted private key has no more use.
+        .then(() => storage.keys.deleteExpiredKeys(now))
         .then(() => keys.refresh(now))
         .catch((err: unknown) => logger.warn({ err }, 'key refresh failed'));
     }, config.keys.refreshInterval * 1000);

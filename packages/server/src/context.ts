@@ -7,6 +7,13 @@ import type { Storage } from './storage/storage.js';
 import type { AccessTokenService } from './tokens/access-token.js';
 import type { ClientUsageRecorder } from './client-usage.js';
 import type { ClientCache } from './cache/client-cache.js';
+import type { ResourceCatalog } from './cache/resource-catalog.js';
+import type { BrowserSessions } from './interaction/browser-sessions.js';
+import type { Cookies } from './interaction/cookies.js';
+import type { Csrf } from './interaction/csrf.js';
+import type { PageRenderer } from './interaction/pages.js';
+import type { LoginThrottle } from './users/login-throttle.js';
+import type { IdTokenService } from './tokens/id-token.js';
 
 /** Seconds since the epoch; injected so tests and pure rules share one notion of now. */
 export type Clock = () => number;
@@ -15,6 +22,10 @@ export const systemClock: Clock = () => Math.floor(Date.now() / 1000);
 
 /** Public URLs of the endpoints, derived from the issuer. */
 export interface EndpointUrls {
+  authorization: string;
+  userinfo: string;
+  endSession: string;
+  account: string;
   token: string;
   introspection: string;
   revocation: string;
@@ -24,6 +35,12 @@ export interface EndpointUrls {
 
 export interface EndpointPaths {
   base: string;
+  authorization: string;
+  userinfo: string;
+  endSession: string;
+  account: string;
+  /** Sign-in and consent pages of a pending authorization request: `${interaction}/:id`. */
+  interaction: string;
   token: string;
   introspection: string;
   revocation: string;
@@ -35,6 +52,11 @@ export function endpointPaths(issuer: string): EndpointPaths {
   const base = new URL(issuer).pathname.replace(/\/$/, '');
   return {
     base,
+    authorization: `${base}/authorize`,
+    userinfo: `${base}/userinfo`,
+    endSession: `${base}/logout`,
+    account: `${base}/account`,
+    interaction: `${base}/interaction`,
     token: `${base}/token`,
     introspection: `${base}/introspect`,
     revocation: `${base}/revoke`,
@@ -45,6 +67,10 @@ export function endpointPaths(issuer: string): EndpointPaths {
 
 export function endpointUrls(issuer: string): EndpointUrls {
   return {
+    authorization: `${issuer}/authorize`,
+    userinfo: `${issuer}/userinfo`,
+    endSession: `${issuer}/logout`,
+    account: `${issuer}/account`,
     token: `${issuer}/token`,
     introspection: `${issuer}/introspect`,
     revocation: `${issuer}/revoke`,
@@ -62,6 +88,16 @@ export interface ServerContext {
   grants: GrantRegistry;
   clientAuth: ClientAuthDeps;
   clientCache: ClientCache;
+  catalog: ResourceCatalog;
+  idTokens: IdTokenService;
+  /** Browser-facing pieces: pages, cookies, CSRF, sessions, sign-in throttling. */
+  web: {
+    pages: PageRenderer;
+    cookies: Cookies;
+    csrf: Csrf;
+    sessions: BrowserSessions;
+    loginThrottle: LoginThrottle;
+  };
   usage: ClientUsageRecorder;
   logger: Logger;
   clock: Clock;

@@ -5,7 +5,7 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secre
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** Grant types this server implements today. */
-export const GRANT_TYPES = ['client_credentials'] as const;
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 export type AccessTokenFormat = 'jwt' | 'opaque';
@@ -16,6 +16,10 @@ export interface Client {
   owner: string | null;
   grantTypes: string[];
   redirectUris: string[];
+  /** OIDC RP-Initiated Logout: where the user may be sent after signing out (exact match). */
+  postLogoutRedirectUris: string[];
+  /** An application of the operator's own: users are not asked to consent. */
+  firstParty: boolean;
   /** Scopes the client may be granted. */
   scope: string[];
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
@@ -79,6 +83,8 @@ export interface OpaqueAccessToken {
   jti: string;
   clientId: string;
   subject: string;
+  /** The token family of a delegated (user) token; null for client credentials. */
+  familyId: string | null;
   audience: string[];
   scope: string[];
   issuedAt: number;
@@ -92,4 +98,78 @@ export interface InitialAccessToken {
   createdAt: number;
   expiresAt: number;
   maxUses: number | null;
+}
+
+/** Response modes of the authorization endpoint (OAuth 2.0 Multiple Response Types, Form Post). */
+export type ResponseMode = 'query' | 'form_post';
+
+/** A validated authorization request, kept while the user signs in and consents. */
+export interface AuthorizationRequest {
+  clientId: string;
+  redirectUri: string;
+  scope: string[];
+  state: string | null;
+  nonce: string | null;
+  codeChallenge: string;
+  responseMode: ResponseMode;
+  resources: string[];
+  prompt: string[];
+  maxAge: number | null;
+  loginHint: string | null;
+  acrValues: string[];
+  uiLocales: string | null;
+}
+
+/** Consent: what a user let a client do, durable until revoked. */
+export interface Grant {
+  grantId: string;
+  userId: string;
+  clientId: string;
+  scope: string[];
+  resources: string[];
+  createdAt: number;
+  updatedAt: number;
+  lastUsedAt: number | null;
+}
+
+/** What an authorization code is bound to (RFC 6749 §4.1.2, OIDC Core §3.1.2.5). */
+export interface AuthorizationCode {
+  clientId: string;
+  userId: string;
+  grantId: string;
+  redirectUri: string;
+  codeChallenge: string;
+  nonce: string | null;
+  scope: string[];
+  resources: string[];
+  sid: string | null;
+  authTime: number;
+  acr: string | null;
+  amr: string[];
+  createdAt: number;
+  expiresAt: number;
+  consumedAt: number | null;
+  familyId: string | null;
+  accessTokenJti: string | null;
+  accessTokenExpiresAt: number | null;
+}
+
+export interface RefreshToken {
+  familyId: string;
+  clientId: string;
+  userId: string;
+  grantId: string;
+  scope: string[];
+  resources: string[];
+  sid: string | null;
+  authTime: number;
+  acr: string | null;
+  amr: string[];
+  createdAt: number;
+  /** End of the whole lineage (absolute lifetime). */
+  expiresAt: number;
+  /** End if unused (idle lifetime). */
+  idleExpiresAt: number;
+  rotatedAt: number | null;
+  revoked: boolean;
 }

@@ -13,9 +13,21 @@ import { registerRegistrationEndpoints } from './endpoints/registration.js';
 import { registerRevocationEndpoint } from './endpoints/revoke.js';
 import { registerTokenEndpoint } from './endpoints/token.js';
 import { createClientCredentialsGrant } from './grants/client-credentials.js';
+import { createAuthorizationCodeGrant } from './grants/authorization-code.js';
+import { createRefreshTokenGrant } from './grants/refresh-token.js';
+import { registerAuthorizationEndpoints } from './endpoints/authorize.js';
+import { registerUserinfoEndpoint } from './endpoints/userinfo.js';
+import { registerLogoutEndpoint } from './endpoints/logout.js';
+import { registerAccountEndpoints } from './endpoints/account.js';
+import { IdTokenService } from './tokens/id-token.js';
+import { createCookies, registerCookies } from './interaction/cookies.js';
+import { createCsrf, CSRF_KEY_INFO } from './interaction/csrf.js';
+import { createPageRenderer, registerAssets } from './interaction/pages.js';
+import { BrowserSessions } from './interaction/browser-sessions.js';
+import { LoginThrottle } from './users/login-throttle.js';
 import { createGrantRegistry } from './grants/grant-handler.js';
 import { createHttpApp } from './http/app.js';
-import { loadKeyEncryptionKey } from './keys/key-encryption.js';
+import { loadKeyEncryptionKey, type KeyEncryptionKey } from './keys/key-encryption.js';
 import { KeySet } from './keys/key-set.js';
 import { createLogger, type Logger } from './logging.js';
 import { migrateToLatest, pendingMigrations } from './storage/database.js';
@@ -53,7 +65,7 @@ export function openConfiguredStorage(config: GatehouseConfig): Storage {
 }
 
 /** Builds the key set (loading or generating the key-encryption key). */
-export function createKeySet(config: GatehouseConfig, storage: Storage): { keys: KeySet; kekOrigin: string } {
+export function createKeySet(config: GatehouseConfig, storage: Storage): { keys: KeySet; kek: KeyEncryptionKey; kekOrigin: string } {
   const { kek, origin } = loadKeyEncryptionKey({ secret: config.secret, secretFile: config.secretFile, dataDir: config.dataDir });
   const keys = new KeySet(storage.keys, kek, {
     algs: { access_token: config.tokens.accessTokenSigningAlg, id_token: config.tokens.idTokenSigningAlg },
@@ -61,7 +73,7 @@ export function createKeySet(config: GatehouseConfig, storage: Storage): { keys:
     prePublication: config.keys.prePublication,
     retention: config.tokens.maxAccessTokenTtl + config.clientAuth.clockTolerance + 60,
   });
-  return { keys, kekOrigin: origin };
+  return { keys, kek, kekOrigin: origin };
 }
 
 /**
@@ -83,7 +95,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       const pending = await pendingMigrations(storage.handle.db);
       if (pending.length > 0) throw new Error(`database has pending migrations (${pending.join(', ')}); run: gatehouse migrate`);
     }
-    const { keys, kekOrigin } = createKeySet(config, storage);
+    const { keys, kek, kekOrigin } = createKeySet(config, storage);
     const rotated = await keys.ensureKeys(clock());
     await keys.refresh(clock());
     logger.info({ kek: kekOrigin, generated: rotated }, 'signing keys loaded');
@@ -94,10 +106,39 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     watcher = new ChangeWatcher(() => storage.readGenerations(), config.cache.refreshInterval * 1000, logger);
     await watcher.start();
     const clientCache = new ClientCache(storage.clients, watcher);
+    const catalog = new ResourceCatalog(storage.resources, watcher);
     const accessTokens = new AccessTokenService(config.issuer, keys, storage.accessTokens);
+    const idTokens = new IdTokenService(config.issuer, keys, config.authorization.idTokenTtl);
+    const isUserActive = async (userId: string) => {
+      const user = await storage.users.findUserById(userId);
+      return user !== undefined && !user.disabled;
+    };
+    const delegated = {
+      issuer: config.issuer,
+      catalog,
+      accessTokens,
+      idTokens,
+      accessTokenTtl: config.tokens.accessTokenTtl,
+      maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
+      isUserActive,
+    };
     const grants = createGrantRegistry([
+      createAuthorizationCodeGrant({
+        ...delegated,
+        codes: storage.codes,
+        refreshTokens: storage.refreshTokens,
+        revokedAccessTokens: storage.accessTokens,
+        refreshTokenTtl: config.authorization.refreshTokenTtl,
+        refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
+      }),
+      createRefreshTokenGrant({
+        ...delegated,
+        refreshTokens: storage.refreshTokens,
+        refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
+        gracePeriod: config.authorization.refreshTokenGracePeriod,
+      }),
       createClientCredentialsGrant({
-        catalog: new ResourceCatalog(storage.resources, watcher),
+        catalog,
         accessTokens,
         defaultAudience: config.tokens.defaultAudience ?? config.issuer,
         accessTokenTtl: config.tokens.accessTokenTtl,
@@ -105,6 +146,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       }),
     ]);
     const urls = endpointUrls(config.issuer);
+    const cookies = createCookies(config.issuer);
+    const pages = createPageRenderer({ issuer: config.issuer, ui: config.ui });
     const ctx: ServerContext = {
       config,
       storage,
@@ -112,6 +155,15 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       accessTokens,
       grants,
       clientCache,
+      catalog,
+      idTokens,
+      web: {
+        pages,
+        cookies,
+        csrf: createCsrf({ key: kek.deriveKey(CSRF_KEY_INFO), cookies }),
+        sessions: new BrowserSessions(storage.sessions, cookies, config.sessions),
+        loginThrottle: new LoginThrottle(storage.loginThrottle, config.login),
+      },
       clientAuth: {
         clients: clientCache,
         assertions: storage.assertions,
@@ -133,6 +185,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       requestTimeout: config.http.requestTimeout,
       trustedProxies: config.trustedProxies,
     });
+    await registerCookies(app);
+    registerAssets(app, pages);
     registerHealthEndpoints(app, ctx);
     registerDiscoveryEndpoints(app, ctx);
     registerJwksEndpoint(app, ctx);
@@ -140,6 +194,10 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     registerIntrospectionEndpoint(app, ctx);
     registerRevocationEndpoint(app, ctx);
     if (config.registration.enabled) registerRegistrationEndpoints(app, ctx);
+    registerAuthorizationEndpoints(app, ctx);
+    registerUserinfoEndpoint(app, ctx);
+    registerLogoutEndpoint(app, ctx);
+    registerAccountEndpoints(app, ctx);
     await app.ready();
 
     // Every instance re-reads the key set and rotates when due; rotation is idempotent across instances.

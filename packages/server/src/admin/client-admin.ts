@@ -21,6 +21,8 @@ export function metadataToClientInput(clientId: string, metadata: ClientMetadata
     owner: metadata.owner,
     grantTypes: metadata.grant_types,
     redirectUris: metadata.redirect_uris,
+    postLogoutRedirectUris: metadata.post_logout_redirect_uris,
+    firstParty: metadata.first_party,
     scope: metadata.scope,
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method,
     jwks: metadata.jwks,
@@ -42,6 +44,7 @@ export function clientInformation(client: Client): Record<string, unknown> {
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
     contacts: client.contacts,
   };
+  if (client.postLogoutRedirectUris.length > 0) info.post_logout_redirect_uris = client.postLogoutRedirectUris;
   if (client.clientName !== null) info.client_name = client.clientName;
   if (client.scope.length > 0) info.scope = client.scope.join(' ');
   if (client.jwks !== null) info.jwks = client.jwks;

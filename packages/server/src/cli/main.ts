@@ -2,10 +2,12 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './commands/admin.js';
 import { registerClientCommands } from './commands/clients.js';
+import { registerGrantCommands } from './commands/grants.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerRegistrationTokenCommands } from './commands/registration-tokens.js';
 import { registerResourceCommands } from './commands/resources.js';
 import { registerStartCommand } from './commands/start.js';
+import { registerUserCommands } from './commands/users.js';
 import { CliError } from './shared.js';
 import { ConfigError } from '../config/load.js';
 
@@ -22,6 +24,8 @@ registerClientCommands(program);
 registerResourceCommands(program);
 registerRegistrationTokenCommands(program);
 registerKeyCommands(program);
+registerUserCommands(program);
+registerGrantCommands(program);
 
 try {
   await program.parseAsync(process.argv);

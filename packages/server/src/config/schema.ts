@@ -97,6 +97,61 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    sessions: z
+      .object({
+        /** A browser session ends this long after sign-in, however active. */
+        absoluteLifetime: duration('12h'),
+        /** A browser session ends after this long without use. */
+        idleTimeout: duration('2h'),
+      })
+      .strict()
+      .prefault({}),
+    login: z
+      .object({
+        /** Failed sign-ins per account and per client IP before delays start. */
+        freeAttempts: z.number().int().min(1).max(100).default(5),
+        /** The delay after the first counted failure; it doubles with each further one. */
+        baseDelay: duration('1s'),
+        /** The longest delay. */
+        maxDelay: duration('15m'),
+        /** Failures older than this are forgotten. */
+        window: duration('1h'),
+      })
+      .strict()
+      .prefault({}),
+    authorization: z
+      .object({
+        /** Authorization code lifetime. */
+        codeTtl: duration('60s'),
+        /** How long a pending sign-in or consent may take. */
+        interactionTtl: duration('10m'),
+        /** Refresh tokens: absolute lifetime of a lineage, and the longest pause between uses. */
+        refreshTokenTtl: duration('30d'),
+        refreshTokenIdleTtl: duration('14d'),
+        /** Reuse of a rotated refresh token inside this window succeeds without revoking (0: never). */
+        refreshTokenGracePeriod: duration('0s'),
+        /** ID token lifetime. */
+        idTokenTtl: duration('10m'),
+      })
+      .strict()
+      .prefault({}),
+    ui: z
+      .object({
+        /** Product name, logo and colours on the login, consent, device and account pages. */
+        brand: z
+          .object({
+            name: z.string().min(1).max(100).default('Gatehouse'),
+            logoUrl: z.url({ protocol: /^https$/ }).optional(),
+            primaryColor: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'a colour like #1a73e8').default('#1f5fbf'),
+            backgroundColor: z.string().regex(/^#[0-9a-fA-F]{6}$/, 'a colour like #f5f7fa').default('#f5f7fa'),
+          })
+          .strict()
+          .prefault({}),
+        /** A directory whose templates replace the built-in ones, file by file. */
+        templatesDir: z.string().optional(),
+      })
+      .strict()
+      .prefault({}),
     introspection: z
       .object({
         /** When true, a caller may introspect only its own tokens and tokens for resources it represents. */
@@ -109,10 +164,12 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         /** DANGEROUS: lets anyone register a client without an initial access token. */
         dangerouslyAllowOpenRegistration: z.boolean().default(false),
-        allowedGrantTypes: z.array(z.enum(['client_credentials'])).default(['client_credentials']),
+        allowedGrantTypes: z
+          .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
+          .default(['authorization_code', 'refresh_token', 'client_credentials']),
         allowedAuthMethods: z
-          .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt']))
-          .default(['client_secret_basic', 'client_secret_post', 'private_key_jwt']),
+          .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']))
+          .default(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),
         /** Scopes a client registered without an initial access token's own scope list may receive. */
         openRegistrationScopes: z.array(z.string()).default([]),
       })

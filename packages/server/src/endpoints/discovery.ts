@@ -9,14 +9,17 @@ import { methodNotAllowed } from '../http/app.js';
  */
 export function buildMetadata(ctx: ServerContext): Record<string, unknown> {
   const { config, urls } = ctx;
+  const codeFlow = ctx.grants.has('authorization_code');
   const metadata: Record<string, unknown> = {
     issuer: config.issuer,
+    ...(codeFlow ? { authorization_endpoint: urls.authorization } : {}),
     token_endpoint: urls.token,
     jwks_uri: urls.jwks,
-    // RFC 8414 §2: response_types_supported is REQUIRED; no authorization endpoint is enabled yet.
-    response_types_supported: [],
+    // RFC 8414 §2: response_types_supported is REQUIRED. OAuth 2.1: the code flow only.
+    response_types_supported: codeFlow ? ['code'] : [],
     grant_types_supported: [...ctx.grants.keys()],
-    token_endpoint_auth_methods_supported: [...SUPPORTED_AUTH_METHODS],
+    // `none`: public clients of the code flow (PKCE makes them safe to redeem their codes).
+    token_endpoint_auth_methods_supported: codeFlow ? [...SUPPORTED_AUTH_METHODS, 'none'] : [...SUPPORTED_AUTH_METHODS],
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
     introspection_endpoint: urls.introspection,
     introspection_endpoint_auth_methods_supported: [...SUPPORTED_AUTH_METHODS],
@@ -26,6 +29,25 @@ export function buildMetadata(ctx: ServerContext): Record<string, unknown> {
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
   };
   if (config.registration.enabled) metadata.registration_endpoint = urls.registration;
+  if (codeFlow) {
+    Object.assign(metadata, {
+      response_modes_supported: ['query', 'form_post'],
+      code_challenge_methods_supported: ['S256'],
+      // RFC 9207 §3: "authorization_response_iss_parameter_supported".
+      authorization_response_iss_parameter_supported: true,
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      prompt_values_supported: ['none', 'login', 'consent', 'select_account'],
+      // OpenID Connect Discovery §3.
+      userinfo_endpoint: urls.userinfo,
+      end_session_endpoint: urls.endSession,
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: [config.tokens.idTokenSigningAlg],
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'acr', 'amr', 'at_hash', 'name', 'preferred_username', 'email', 'email_verified'],
+      claims_parameter_supported: false,
+      request_parameter_supported: false,
+      request_uri_parameter_supported: false,
+    });
+  }
   return metadata;
 }
 

@@ -27,6 +27,9 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, ctx: ServerC
     // A disabled or deleted client's tokens are no longer honoured.
     const owner = info.clientId === client.clientId ? client : await ctx.clientCache.findClient(info.clientId);
     if (owner === undefined || owner.disabled) return { active: false };
+    // A user's token lives only as long as its family: reuse detection, grant revocation and
+    // logout-driven revocation all end it here.
+    if (info.familyId !== null && !(await ctx.storage.refreshTokens.isFamilyActive(info.familyId, now))) return { active: false };
     return {
       active: true,
       ...(info.scope.length > 0 ? { scope: info.scope.join(' ') } : {}),

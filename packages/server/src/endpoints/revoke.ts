@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { methodNotAllowed } from '../http/app.js';
 import { readTokenOperation } from './token-operation.js';
+import { sha256 } from '../tokens/random.js';
 
 /** RFC 7009 token revocation. */
 export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerContext): void {
@@ -9,6 +10,18 @@ export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerCont
     // RFC 7009 §2.1: "token REQUIRED. The token that the client wants to get revoked."
     const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: true });
     // RFC 7009 §2.1: token_type_hint is a hint; "the authorization server [...] MAY ignore it".
+    // RFC 7009 §2.1: "If the token passed to the request is a refresh token and the
+    // authorization server supports the revocation of access tokens, then the authorization
+    // server SHOULD also invalidate all access tokens based on the same authorization grant":
+    // the whole family goes.
+    const refresh = await ctx.storage.refreshTokens.findRefreshToken(sha256(token));
+    if (refresh !== undefined) {
+      if (refresh.token.clientId === client.clientId) {
+        await ctx.storage.refreshTokens.revokeFamily(refresh.token.familyId, now);
+        request.log.info({ client_id: client.clientId, family: refresh.token.familyId }, 'refresh token family revoked');
+      }
+      return reply.code(200).send();
+    }
     const info = await ctx.accessTokens.inspect(token, now);
     // RFC 7009 §2.1: "The authorization server first validates the client credentials [...] and
     // then verifies whether the token was issued to the client making the revocation request.

@@ -20,6 +20,16 @@ export class KeyEncryptionKey {
     return new KeyEncryptionKey(derived);
   }
 
+  /**
+   * A 256-bit sub-key for another purpose (e.g. CSRF tokens), derived with HKDF-SHA256 from this
+   * key: identical on every instance sharing the secret, independent of the key-encryption key
+   * itself and of every sub-key with another `info`.
+   */
+  deriveKey(info: string): Buffer {
+    if (info.length === 0) throw new Error('deriveKey: info must name the purpose of the sub-key');
+    return Buffer.from(hkdfSync('sha256', this.#key, 'gatehouse sub-key', info, 32));
+  }
+
   encrypt(plaintext: Buffer, kid: string): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#key, iv);

@@ -25,6 +25,7 @@ export interface ClientMetadata {
   grant_types: string[];
   response_types: string[];
   redirect_uris: string[];
+  post_logout_redirect_uris: string[];
   scope: string[];
   token_endpoint_auth_method: TokenEndpointAuthMethod;
   token_endpoint_auth_signing_alg: string | null;
@@ -33,6 +34,8 @@ export interface ClientMetadata {
   contacts: string[];
   owner: string | null;
   access_token_ttl: number | null;
+  /** Administrative: users of a first-party client are not asked to consent. */
+  first_party: boolean;
 }
 
 export type MetadataVerdict =
@@ -140,6 +143,13 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
     if (!verdict.ok) throw new MetadataProblem('invalid_redirect_uri', verdict.reason);
   }
   if (usesCode && redirectUris.length === 0) throw new MetadataProblem('invalid_redirect_uri', 'redirect_uris is required for the authorization_code grant');
+  // OIDC RP-Initiated Logout §3.1: post_logout_redirect_uris, held to the same rules.
+  const postLogoutRedirectUris = stringList(m.post_logout_redirect_uris, 'post_logout_redirect_uris', 20) ?? [];
+  for (const uri of postLogoutRedirectUris) {
+    const verdict = checkRedirectUri(uri);
+    if (!verdict.ok) fail(`post_logout_redirect_uris: ${verdict.reason}`);
+  }
+  if (grantTypes.includes('refresh_token') && !usesCode) fail('the refresh_token grant requires the authorization_code grant');
 
   let scope: string[] = [];
   if (m.scope !== undefined && m.scope !== null) {
@@ -165,8 +175,11 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
 
   let owner: string | null = null;
   let ttl: number | null = null;
+  let firstParty = false;
   if (policy.administrative) {
     owner = optionalString(m.owner, 'owner');
+    if (m.first_party !== undefined && m.first_party !== null && typeof m.first_party !== 'boolean') fail('first_party must be true or false');
+    firstParty = m.first_party === true;
     if (m.access_token_ttl !== undefined && m.access_token_ttl !== null) {
       const v = m.access_token_ttl;
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > policy.maxAccessTokenTtl) {
@@ -181,6 +194,7 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
     grant_types: grantTypes,
     response_types: responseTypes,
     redirect_uris: redirectUris,
+    post_logout_redirect_uris: postLogoutRedirectUris,
     scope,
     token_endpoint_auth_method: method,
     token_endpoint_auth_signing_alg: signingAlg,
@@ -189,5 +203,6 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
     contacts,
     owner,
     access_token_ttl: ttl,
+    first_party: firstParty,
   };
 }

@@ -38,3 +38,33 @@ export function checkRedirectUri(uri: string): RedirectUriVerdict {
   if (scheme.slice(0, -1).includes('.')) return { ok: true };
   return { ok: false, reason: 'custom URI schemes must be reverse domain names (e.g. com.example.app:/callback)' };
 }
+
+/**
+ * Which registered redirect URI a request names. OAuth 2.1 §2.3.1: "the authorization server
+ * MUST compare the two URIs using simple string comparison". RFC 8252 §7.3: "The authorization
+ * server MUST allow any port to be specified at the time of the request for loopback IP redirect
+ * URIs" — for a registered loopback IP literal URI, only the port may differ.
+ */
+export function matchRedirectUri(registered: readonly string[], requested: string): string | undefined {
+  if (registered.includes(requested)) return requested;
+  let url: URL;
+  try {
+    url = new URL(requested);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== 'http:' || !isLoopbackIpLiteral(url.hostname)) return undefined;
+  for (const candidate of registered) {
+    let reg: URL;
+    try {
+      reg = new URL(candidate);
+    } catch {
+      continue;
+    }
+    if (reg.protocol !== 'http:' || !isLoopbackIpLiteral(reg.hostname)) continue;
+    // Same URI apart from the port, compared as strings once the ports are taken out.
+    const withoutPort = (u: string, parsed: URL) => (parsed.port === '' ? u : u.replace(`${parsed.hostname}:${parsed.port}`, parsed.hostname));
+    if (withoutPort(requested, url) === withoutPort(candidate, reg)) return requested;
+  }
+  return undefined;
+}

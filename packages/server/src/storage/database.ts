@@ -5,6 +5,8 @@ import { CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, Sqli
 import pg from 'pg';
 import * as foundation from './migrations/0001-foundation.js';
 import * as generations from './migrations/0002-generations.js';
+import * as users from './migrations/0003-users.js';
+import * as authorization from './migrations/0004-authorization.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -109,6 +111,8 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
 const MIGRATIONS: Record<string, Migration> = {
   '0001-foundation': foundation,
   '0002-generations': generations,
+  '0003-users': users,
+  '0004-authorization': authorization,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -20,6 +20,8 @@ export interface ClientTable {
   created_at: number;
   updated_at: number;
   last_used_at: number | null;
+  first_party: number;
+  post_logout_redirect_uris: string;
 }
 
 export interface ClientSecretTable {
@@ -88,6 +90,7 @@ export interface OpaqueAccessTokenTable {
   issued_at: number;
   expires_at: number;
   revoked: number;
+  family_id: string | null;
 }
 
 export interface LockTable {
@@ -99,6 +102,119 @@ export interface LockTable {
 export interface GenerationTable {
   name: string;
   value: number;
+}
+
+// ---- users and browser sessions (0003-users) ----
+export interface UserTable {
+  user_id: string;
+  username: string;
+  /** NFKC + lowercase of the username: what lookups and uniqueness use. */
+  username_key: string;
+  email: string | null;
+  email_verified: number;
+  name: string | null;
+  /** argon2id PHC string; null when the user cannot sign in with a password. */
+  password_hash: string | null;
+  disabled: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface BrowserSessionTable {
+  /** SHA-256 (base64url) of the cookie value, which is never stored. */
+  session_hash: string;
+  /** Public session id: the OpenID Connect `sid` claim. */
+  sid: string;
+  user_id: string;
+  auth_time: number;
+  /** JSON list, e.g. ["pwd"]. */
+  amr: string;
+  acr: string | null;
+  created_at: number;
+  last_seen_at: number;
+  /** Absolute end. */
+  expires_at: number;
+}
+
+export interface LoginThrottleTable {
+  /** SHA-256 (base64url) of "user:<username_key>" or "ip:<address>". */
+  key_hash: string;
+  failures: number;
+  last_failure_at: number;
+  /** 0 when not blocked. */
+  blocked_until: number;
+}
+// ---- end users and browser sessions ----
+
+// ---- delegated authorization (0004-authorization) ----
+export interface InteractionTable {
+  interaction_id: string;
+  binding_hash: string;
+  request: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface GrantTable {
+  grant_id: string;
+  user_id: string;
+  client_id: string;
+  scope: string;
+  resources: string;
+  created_at: number;
+  updated_at: number;
+  last_used_at: number | null;
+}
+
+export interface AuthorizationCodeTable {
+  code_hash: string;
+  client_id: string;
+  user_id: string;
+  grant_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  nonce: string | null;
+  scope: string;
+  resources: string;
+  sid: string | null;
+  auth_time: number;
+  acr: string | null;
+  amr: string;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+  family_id: string | null;
+  access_token_jti: string | null;
+  access_token_expires_at: number | null;
+}
+
+export interface TokenFamilyTable {
+  family_id: string;
+  grant_id: string;
+  client_id: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+export interface RefreshTokenTable {
+  token_hash: string;
+  family_id: string;
+  client_id: string;
+  user_id: string;
+  grant_id: string;
+  scope: string;
+  resources: string;
+  sid: string | null;
+  auth_time: number;
+  acr: string | null;
+  amr: string;
+  created_at: number;
+  expires_at: number;
+  idle_expires_at: number;
+  rotated_at: number | null;
+  revoked: number;
 }
 
 export interface Database {
@@ -113,4 +229,12 @@ export interface Database {
   opaque_access_tokens: OpaqueAccessTokenTable;
   locks: LockTable;
   generations: GenerationTable;
+  users: UserTable;
+  browser_sessions: BrowserSessionTable;
+  login_throttle: LoginThrottleTable;
+  interactions: InteractionTable;
+  grants: GrantTable;
+  authorization_codes: AuthorizationCodeTable;
+  token_families: TokenFamilyTable;
+  refresh_tokens: RefreshTokenTable;
 }

@@ -6,6 +6,13 @@ import { ClientRepository } from './repositories/client-repository.js';
 import { InitialAccessTokenRepository } from './repositories/initial-access-token-repository.js';
 import { KeyRepository } from './repositories/key-repository.js';
 import { ResourceRepository } from './repositories/resource-repository.js';
+import { LoginThrottleRepository } from './repositories/login-throttle-repository.js';
+import { BrowserSessionRepository } from './repositories/session-repository.js';
+import { UserRepository } from './repositories/user-repository.js';
+import { AuthorizationCodeRepository } from './repositories/authorization-code-repository.js';
+import { GrantRepository } from './repositories/grant-repository.js';
+import { InteractionRepository } from './repositories/interaction-repository.js';
+import { RefreshTokenRepository } from './repositories/refresh-token-repository.js';
 
 /** Every repository over one database handle. */
 export class Storage {
@@ -15,6 +22,13 @@ export class Storage {
   readonly initialAccessTokens: InitialAccessTokenRepository;
   readonly accessTokens: AccessTokenRepository;
   readonly assertions: AssertionRepository;
+  readonly users: UserRepository;
+  readonly sessions: BrowserSessionRepository;
+  readonly loginThrottle: LoginThrottleRepository;
+  readonly interactions: InteractionRepository;
+  readonly grants: GrantRepository;
+  readonly codes: AuthorizationCodeRepository;
+  readonly refreshTokens: RefreshTokenRepository;
 
   constructor(readonly handle: DatabaseHandle) {
     const db = handle.db;
@@ -24,6 +38,13 @@ export class Storage {
     this.initialAccessTokens = new InitialAccessTokenRepository(db);
     this.accessTokens = new AccessTokenRepository(db, handle.readRows);
     this.assertions = new AssertionRepository(db);
+    this.users = new UserRepository(db);
+    this.sessions = new BrowserSessionRepository(db);
+    this.loginThrottle = new LoginThrottleRepository(db);
+    this.interactions = new InteractionRepository(db);
+    this.grants = new GrantRepository(db);
+    this.codes = new AuthorizationCodeRepository(db);
+    this.refreshTokens = new RefreshTokenRepository(db);
     this.#generationsSql = db.selectFrom('generations').select(['name', 'value']).compile().sql;
   }
 

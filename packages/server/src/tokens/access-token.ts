@@ -9,11 +9,16 @@ import { encodeJwsHeader, signWithEncodedHeader } from './jws.js';
 export interface AccessTokenGrant {
   client: Client;
   subject: string;
-  audience: string;
+  /** One audience, or two when an OpenID token is also for userinfo (the issuer). */
+  audience: string | readonly string[];
   scope: readonly string[];
   format: AccessTokenFormat;
   ttl: number;
   now: number;
+  /** Delegated tokens: the family whose revocation ends this token (private claim `fid`). */
+  familyId?: string;
+  /** RFC 9068 §2.2.1 optional claims about the authentication: auth_time, acr, amr. */
+  authentication?: { authTime: number; acr: string | null; amr: readonly string[] };
 }
 
 export interface IssuedAccessToken {
@@ -53,13 +58,15 @@ export class AccessTokenService {
   async issue(grant: AccessTokenGrant): Promise<IssuedAccessToken> {
     const jti = randomToken();
     const expiresAt = grant.now + grant.ttl;
+    const audience = typeof grant.audience === 'string' ? [grant.audience] : [...grant.audience];
     if (grant.format === 'opaque') {
       const token = randomToken();
       await this.repository.storeOpaqueAccessToken(sha256(token), {
         jti,
         clientId: grant.client.clientId,
         subject: grant.subject,
-        audience: [grant.audience],
+        familyId: grant.familyId ?? null,
+        audience,
         scope: [...grant.scope],
         issuedAt: grant.now,
         expiresAt,
@@ -75,13 +82,19 @@ export class AccessTokenService {
       // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat, jti are REQUIRED.
       iss: this.issuer,
       sub: grant.subject,
-      aud: grant.audience,
+      aud: audience.length === 1 ? audience[0] : audience,
       exp: expiresAt,
       iat: grant.now,
       jti,
       client_id: grant.client.clientId,
     };
     if (grant.scope.length > 0) payload.scope = grant.scope.join(' ');
+    if (grant.authentication) {
+      payload.auth_time = grant.authentication.authTime;
+      if (grant.authentication.acr !== null) payload.acr = grant.authentication.acr;
+      if (grant.authentication.amr.length > 0) payload.amr = grant.authentication.amr;
+    }
+    if (grant.familyId !== undefined) payload.fid = grant.familyId;
     let header = this.#headers.get(key.kid);
     if (header === undefined) {
       header = encodeJwsHeader(key.alg, { typ: 'at+jwt', kid: key.kid });
@@ -109,7 +122,7 @@ export class AccessTokenService {
       if (this.#verified.size >= AccessTokenService.MAX_VERIFIED) this.#verified.clear();
       this.#verified.set(digest, header.kid);
     }
-    const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope } = payload;
+    const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope, fid } = payload;
     if (iss !== this.issuer || typeof exp !== 'number' || exp <= now || typeof jti !== 'string' || typeof clientId !== 'string' || typeof sub !== 'string') {
       return undefined;
     }
@@ -119,6 +132,7 @@ export class AccessTokenService {
       jti,
       clientId,
       subject: sub,
+      familyId: typeof fid === 'string' ? fid : null,
       audience: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
       scope: typeof scope === 'string' && scope !== '' ? scope.split(' ') : [],
       issuedAt: typeof iat === 'number' ? iat : now,
@@ -136,6 +150,7 @@ export class AccessTokenService {
       jti: row.jti,
       clientId: row.clientId,
       subject: row.subject,
+      familyId: row.familyId,
       audience: row.audience,
       scope: row.scope,
       issuedAt: row.issuedAt,

@@ -263,7 +263,7 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
 
   it('migrate applies the schema once', async () => {
     const first = await runJson<{ database: string; applied: string[] }>(['migrate', '--json']);
-    expect(first).toEqual({ database: join(dataDir, 'gatehouse.db'), applied: ['0001-foundation', '0002-generations'] });
+    expect(first).toEqual({ database: join(dataDir, 'gatehouse.db'), applied: ['0001-foundation', '0002-generations', '0003-users', '0004-authorization'] });
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     const again = await runOk(['migrate']);
     expect(again.stdout.trim()).toBe('database is up to date');

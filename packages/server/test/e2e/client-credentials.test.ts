@@ -58,11 +58,22 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
   it('publishes RFC 8414 metadata that names only what is enabled', () => {
     expect(as.issuer).toBe(t.issuer);
     expect(as.token_endpoint).toBe(`${t.issuer}/token`);
-    expect(as.grant_types_supported).toEqual(['client_credentials']);
-    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
-    expect(as.response_types_supported).toEqual([]);
-    expect(as.authorization_endpoint).toBeUndefined();
-    expect(as.code_challenge_methods_supported).toBeUndefined();
+    expect(as.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
+    expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+    expect(as.response_types_supported).toEqual(['code']);
+    expect(as.authorization_endpoint).toBe(`${t.issuer}/authorize`);
+    expect(as.code_challenge_methods_supported).toEqual(['S256']);
+    expect(as.authorization_response_iss_parameter_supported).toBe(true);
+    expect(as.response_modes_supported).toEqual(['query', 'form_post']);
+    expect(as.userinfo_endpoint).toBe(`${t.issuer}/userinfo`);
+    expect(as.end_session_endpoint).toBe(`${t.issuer}/logout`);
+    expect(as.id_token_signing_alg_values_supported).toEqual(['RS256']);
+    expect(as.subject_types_supported).toEqual(['public']);
+    // Nothing unimplemented is advertised.
+    expect(as.request_parameter_supported).toBe(false);
+    expect(as.claims_parameter_supported).toBe(false);
+    expect(as.pushed_authorization_request_endpoint).toBeUndefined();
+    expect(as.device_authorization_endpoint).toBeUndefined();
   });
 
   it('issues an RFC 9068 JWT with client_secret_basic (oauth4webapi) that jose validates against the JWKS', async () => {

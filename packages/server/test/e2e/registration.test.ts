@@ -321,13 +321,21 @@ describe.each(DIALECTS)('dynamic client registration (%s)', (dialect) => {
       },
     );
 
-    it('grant_types omitted defaults to authorization_code (RFC 7591 §2), which is not enabled', async () => {
-      expectError(await register({ scope: 'read' }), 400, 'invalid_client_metadata', 'grant type authorization_code is not allowed');
+    it('grant_types omitted defaults to authorization_code (RFC 7591 §2), which needs redirect_uris', async () => {
+      expectError(await register({ scope: 'read' }), 400, 'invalid_redirect_uri', 'redirect_uris is required for the authorization_code grant');
+    });
+
+    it('registers a public code-flow client (PKCE, token_endpoint_auth_method none) without a secret', async () => {
+      const answer = await register({ grant_types: ['authorization_code', 'refresh_token'], redirect_uris: ['http://127.0.0.1/cb', 'com.example.app:/cb'], token_endpoint_auth_method: 'none', scope: 'read' });
+      expect(answer.status, answer.text).toBe(201);
+      const body = answer.json as Json;
+      expect(body).toMatchObject({ grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+      expect(body).not.toHaveProperty('client_secret');
+      expect(body).not.toHaveProperty('client_secret_expires_at');
     });
 
     it.each([
       ['grant_types empty', { grant_types: [] }],
-      ['the authorization_code grant', { grant_types: ['authorization_code'], redirect_uris: ['https://app.example.com/cb'] }],
       ['the password grant', { grant_types: ['password'] }],
       ['the implicit grant', { grant_types: ['implicit'] }],
       ['the refresh_token grant', { grant_types: ['client_credentials', 'refresh_token'] }],
@@ -445,7 +453,7 @@ describe.each(DIALECTS)('dynamic client registration (%s)', (dialect) => {
       ['with client_secret as a number', (c) => updateFrom(c, { client_secret: 12345 }), 'invalid_request', 'client_secret does not match'],
       ['widening the scope', (c) => updateFrom(c, { scope: 'read write api' }), 'invalid_client_metadata', /api/],
       ['changing the auth method', (c) => updateFrom(c, { token_endpoint_auth_method: 'client_secret_post' }), 'invalid_client_metadata', /token_endpoint_auth_method/],
-      ['omitting grant_types (defaults to authorization_code)', (c) => updateFrom(c, { grant_types: undefined }), 'invalid_client_metadata', /authorization_code/],
+      ['omitting grant_types (defaults to authorization_code, which needs redirect_uris)', (c) => updateFrom(c, { grant_types: undefined }), 'invalid_redirect_uri', /redirect_uris/],
       ['adding a refused redirect URI', (c) => updateFrom(c, { redirect_uris: ['http://app.example.com/cb'] }), 'invalid_redirect_uri', /loopback/],
     ])('PUT %s → 400 %s, and nothing changes', async (_name, build, error, description) => {
       const client = await registered({ client_name: 'unchanged' });

@@ -156,8 +156,7 @@ beforeAll(async () => {
   basic = { id: a.clientId, secret: a.clientSecret ?? '' };
   const b = await t.createClient({ scope: 'read', token_endpoint_auth_method: 'client_secret_post' });
   postClient = { id: b.clientId, secret: b.clientSecret ?? '' };
-  // A client registered only for a grant this server does not enable (e.g. a row written by a
-  // newer version): only storage can hold it, since every registration path refuses it.
+  // A client registered only for the code flow: client_credentials is not its grant.
   codeOnly = { id: 'code-only-client', secret: 'code-only-secret-0123456789abcdef' };
   await t.server.storage.clients.createClient(
     {
@@ -166,6 +165,8 @@ beforeAll(async () => {
       owner: null,
       grantTypes: ['authorization_code'],
       redirectUris: ['https://app.example.com/cb'],
+      postLogoutRedirectUris: [],
+      firstParty: false,
       scope: ['read'],
       tokenEndpointAuthMethod: 'client_secret_basic',
       jwks: null,
@@ -335,8 +336,6 @@ describe('grant_type on POST /token', () => {
     ['password', /OAuth 2\.1/],
     ['implicit', /OAuth 2\.1/],
     ['foo', 'unsupported grant_type'],
-    ['authorization_code', 'unsupported grant_type'],
-    ['refresh_token', 'unsupported grant_type'],
     ['urn:ietf:params:oauth:grant-type:device_code', 'unsupported grant_type'],
     ['urn:ietf:params:oauth:grant-type:jwt-bearer', 'unsupported grant_type'],
     ['CLIENT_CREDENTIALS', 'unsupported grant_type'],
@@ -494,11 +493,16 @@ describe('a client registered for another grant', () => {
     expectNoSecret(answer, codeOnly.secret);
   });
 
-  it('the grant it is registered for is not enabled → 400 unsupported_grant_type', async () => {
-    const answer = await post('/token', form({ grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://app.example.com/cb' }), {
+  it('its own grant with a code that does not exist → 400 invalid_grant', async () => {
+    const answer = await post('/token', form({ grant_type: 'authorization_code', code: 'x', redirect_uri: 'https://app.example.com/cb', code_verifier: 'v'.repeat(43) }), {
       authorization: basicAuth(codeOnly.id, codeOnly.secret),
     });
-    expectOAuthError(answer, 400, 'unsupported_grant_type');
+    expectOAuthError(answer, 400, 'invalid_grant');
+  });
+
+  it('refresh_token, a grant it is not registered for → 400 unauthorized_client', async () => {
+    const answer = await post('/token', form({ grant_type: 'refresh_token', refresh_token: 'x' }), { authorization: basicAuth(codeOnly.id, codeOnly.secret) });
+    expectOAuthError(answer, 400, 'unauthorized_client');
   });
 });
 
@@ -625,7 +629,7 @@ describe('unknown and malformed paths', () => {
     ['GET', '/token/'],
     ['POST', '/token/'],
     ['POST', '/TOKEN'],
-    ['GET', '/authorize'],
+    ['GET', '/authorize/'],
     ['GET', '/register/a/b'],
     ['GET', '/jwks/extra'],
     ['GET', '/.well-known/oauth-authorization-server/extra'],

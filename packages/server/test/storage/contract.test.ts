@@ -20,6 +20,8 @@ function clientInput(clientId: string, overrides: Partial<ClientInput> = {}): Cl
     owner: 'team-a',
     grantTypes: ['client_credentials'],
     redirectUris: [],
+    postLogoutRedirectUris: [],
+    firstParty: false,
     scope: ['orders:read'],
     tokenEndpointAuthMethod: 'client_secret_basic',
     jwks: null,
@@ -57,7 +59,7 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
     if (dialect === 'postgres') schema = await createPostgresSchema();
     storage = openStorage({ databaseUrl: schema?.url, sqliteFile: join(dir, 'test.db') });
     const first = await migrateToLatest(storage.handle.db);
-    expect(first.applied).toEqual(['0001-foundation', '0002-generations']);
+    expect(first.applied).toEqual(['0001-foundation', '0002-generations', '0003-users', '0004-authorization']);
     const second = await migrateToLatest(storage.handle.db);
     expect(second.applied).toEqual([]);
   });
@@ -195,7 +197,7 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
   describe('access tokens and assertions', () => {
     it('stores opaque tokens by digest and revokes them', async () => {
       await storage.accessTokens.storeOpaqueAccessToken(sha256('opaque'), {
-        jti: 'j1', clientId: 'c1', subject: 'c1', audience: ['https://a'], scope: ['x', 'y'], issuedAt: NOW, expiresAt: NOW + 60, revoked: false,
+        jti: 'j1', clientId: 'c1', subject: 'c1', familyId: null, audience: ['https://a'], scope: ['x', 'y'], issuedAt: NOW, expiresAt: NOW + 60, revoked: false,
       });
       expect(await storage.accessTokens.findOpaqueAccessToken(sha256('opaque'))).toMatchObject({ jti: 'j1', audience: ['https://a'], scope: ['x', 'y'], revoked: false });
       await storage.accessTokens.revokeOpaqueAccessToken(sha256('opaque'));

@@ -15,6 +15,8 @@ interface ClientOptions {
   grantType?: string[];
   authMethod?: string;
   redirectUri?: string[];
+  postLogoutRedirectUri?: string[];
+  firstParty?: boolean;
   jwksFile?: string;
   jwksUri?: string;
   contact?: string[];
@@ -30,6 +32,9 @@ function withMetadataOptions(command: Command): Command {
     .option('--grant-type <type>', `grant type, repeatable (${GRANT_TYPES.join(', ')})`, collect)
     .option('--auth-method <method>', `token endpoint auth method (${TOKEN_ENDPOINT_AUTH_METHODS.join(', ')})`)
     .option('--redirect-uri <uri>', 'redirect URI, repeatable', collect)
+    .option('--post-logout-redirect-uri <uri>', 'where users may be sent after signing out, repeatable', collect)
+    .option('--first-party', 'an application of your own: users are not asked to consent')
+    .option('--no-first-party', 'ask users to consent (the default)')
     .option('--jwks-file <file>', 'JWK Set file with the public keys for private_key_jwt')
     .option('--jwks-uri <uri>', 'https URL of the public keys for private_key_jwt')
     .option('--contact <email>', 'contact, repeatable', collect)
@@ -55,6 +60,8 @@ function metadataFrom(opts: ClientOptions, base?: Client): Record<string, unknow
         grant_types: base.grantTypes,
         token_endpoint_auth_method: base.tokenEndpointAuthMethod,
         redirect_uris: base.redirectUris,
+        post_logout_redirect_uris: base.postLogoutRedirectUris,
+        first_party: base.firstParty,
         jwks: base.jwks,
         jwks_uri: base.jwksUri,
         contacts: base.contacts,
@@ -67,6 +74,8 @@ function metadataFrom(opts: ClientOptions, base?: Client): Record<string, unknow
   if (opts.grantType !== undefined) m.grant_types = opts.grantType;
   if (opts.authMethod !== undefined) m.token_endpoint_auth_method = opts.authMethod;
   if (opts.redirectUri !== undefined) m.redirect_uris = opts.redirectUri;
+  if (opts.postLogoutRedirectUri !== undefined) m.post_logout_redirect_uris = opts.postLogoutRedirectUri;
+  if (opts.firstParty !== undefined) m.first_party = opts.firstParty;
   if (opts.jwksFile !== undefined) {
     m.jwks = readJwks(opts.jwksFile);
     m.jwks_uri = null;
@@ -96,6 +105,7 @@ function describe(client: Client, extra: Record<string, unknown> = {}): Record<s
   return {
     ...clientInformation(client),
     owner: client.owner,
+    first_party: client.firstParty,
     access_token_ttl: client.accessTokenTtl,
     disabled: client.disabled,
     dynamically_registered: client.dynamicallyRegistered,

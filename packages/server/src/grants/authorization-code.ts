@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidGrantError, InvalidRequestError } from '../errors.js';
+import type { RefreshToken } from '../model.js';
+import { verifyCodeVerifier } from '../protocol/pkce.js';
+import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
+import { GrantRevokedError, type AuthorizationCodeRepository } from '../storage/repositories/authorization-code-repository.js';
+import type { RefreshTokenRepository } from '../storage/repositories/refresh-token-repository.js';
+import { randomToken, sha256 } from '../tokens/random.js';
+import { mintDelegatedTokens, readDelegatedParams, type DelegatedTokenDeps } from './delegated-tokens.js';
+import type { GrantHandler, TokenResponse } from './grant-handler.js';
+
+export interface AuthorizationCodeDeps extends DelegatedTokenDeps {
+  codes: AuthorizationCodeRepository;
+  refreshTokens: RefreshTokenRepository;
+  revokedAccessTokens: AccessTokenRepository;
+  refreshTokenTtl: number;
+  refreshTokenIdleTtl: number;
+  /** Whether the user may still act (exists, not disabled). */
+  isUserActive(userId: string): Promise<boolean>;
+}
+
+/** RFC 6749 §4.1.3 access token request with an authorization code, PKCE-verified (RFC 7636 §4.5). */
+export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): GrantHandler {
+  return {
+    grantType: 'authorization_code',
+    parameters: new Set(['code', 'redirect_uri', 'code_verifier', 'resource', 'client_id']),
+    repeatable: new Set(['resource']),
+    allowsPublicClients: true,
+    async handle({ client, params, now }): Promise<TokenResponse> {
+      const code = params.get('code');
+      // RFC 6749 §4.1.3: "code REQUIRED. The authorization code received from the authorization server."
+      if (code === undefined) throw new InvalidRequestError('code is required');
+      const verifier = params.get('code_verifier');
+      // RFC 7636 §4.5: "code_verifier REQUIRED. Code verifier".
+      if (verifier === undefined) throw new InvalidRequestError('code_verifier is required');
+      const { resource } = readDelegatedParams(params);
+      const codeHash = sha256(code);
+      const stored = await deps.codes.findAuthorizationCode(codeHash);
+      // RFC 6749 §4.1.3: the server MUST "ensure that the authorization code was issued to the
+      // authenticated confidential client, or if the client is public, ensure that the code was
+      // issued to "client_id" in the request".
+      if (stored === undefined || stored.clientId !== client.clientId) throw new InvalidGrantError('the authorization code is not valid');
+      // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
+      // "redirect_uri" parameter was included in the initial authorization request [...], and if
+      // included ensure that their values are identical."
+      const redirectUri = params.get('redirect_uri');
+      const omittedAllowed = client.redirectUris.length === 1 && client.redirectUris[0] === stored.redirectUri;
+      if (redirectUri === undefined ? !omittedAllowed : redirectUri !== stored.redirectUri) {
+        throw new InvalidGrantError('redirect_uri does not match the authorization request');
+      }
+      // RFC 7636 §4.6: "If the values are not equal, an error response indicating "invalid_grant"
+      // as described in Section 4.1.2.1 of [RFC6749] MUST be returned." Nothing is revoked: this
+      // request did not prove it is the rightful client.
+      if (!verifyCodeVerifier(verifier, stored.codeChallenge)) throw new InvalidGrantError('code_verifier does not match the code challenge');
+      if (stored.consumedAt !== null) {
+        await revokeWhatTheCodeIssued(deps, codeHash, now);
+        throw new InvalidGrantError('the authorization code was already used');
+      }
+      if (stored.expiresAt <= now) throw new InvalidGrantError('the authorization code has expired');
+      if (!(await deps.isUserActive(stored.userId))) throw new InvalidGrantError('the user can no longer sign in');
+
+      const familyId = randomBytes(16).toString('hex');
+      const familyExpiresAt = now + deps.refreshTokenTtl;
+      const authentication = { authTime: stored.authTime, acr: stored.acr, amr: stored.amr, sid: stored.sid };
+      const minted = await mintDelegatedTokens(deps, {
+        client,
+        userId: stored.userId,
+        grantedScope: stored.scope,
+        grantedResources: stored.resources,
+        requestedScope: null,
+        resource,
+        familyId,
+        authentication,
+        nonce: stored.nonce,
+        now,
+      });
+      // A refresh token when the client may refresh and the user granted offline access.
+      let refresh: { tokenHash: string; token: RefreshToken; value: string } | undefined;
+      if (client.grantTypes.includes('refresh_token') && stored.scope.includes('offline_access')) {
+        const value = randomToken();
+        refresh = {
+          value,
+          tokenHash: sha256(value),
+          token: {
+            familyId,
+            clientId: client.clientId,
+            userId: stored.userId,
+            grantId: stored.grantId,
+            scope: stored.scope,
+            resources: stored.resources,
+            ...authentication,
+            createdAt: now,
+            expiresAt: familyExpiresAt,
+            idleExpiresAt: Math.min(familyExpiresAt, now + deps.refreshTokenIdleTtl),
+            rotatedAt: null,
+            revoked: false,
+          },
+        };
+      }
+      let result;
+      try {
+        result = await deps.codes.redeemAuthorizationCode(codeHash, now, {
+          familyId,
+          familyExpiresAt,
+          accessTokenJti: minted.accessTokenJti,
+          accessTokenExpiresAt: minted.accessTokenExpiresAt,
+          ...(refresh ? { refreshToken: { tokenHash: refresh.tokenHash, token: refresh.token } } : {}),
+        });
+      } catch (err) {
+        if (err instanceof GrantRevokedError) throw new InvalidGrantError('the authorization was revoked');
+        throw err;
+      }
+      if (result === 'already_used') {
+        // Lost a race with another redemption of the same code, or it expired meanwhile.
+        await revokeWhatTheCodeIssued(deps, codeHash, now);
+        throw new InvalidGrantError('the authorization code was already used');
+      }
+      // The tokens minted above become valid only now that their family is recorded.
+      return refresh ? { ...minted.response, refresh_token: refresh.value } : minted.response;
+    },
+  };
+}
+
+/**
+ * RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization server
+ * MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based on
+ * that authorization code."
+ */
+async function revokeWhatTheCodeIssued(deps: AuthorizationCodeDeps, codeHash: string, now: number): Promise<void> {
+  const code = await deps.codes.findAuthorizationCode(codeHash);
+  if (code === undefined) return;
+  if (code.familyId !== null) await deps.refreshTokens.revokeFamily(code.familyId, now);
+  if (code.accessTokenJti !== null && code.accessTokenExpiresAt !== null) {
+    await deps.revokedAccessTokens.revokeAccessTokenId(code.accessTokenJti, code.accessTokenExpiresAt);
+  }
+}

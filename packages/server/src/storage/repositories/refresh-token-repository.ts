@@ -1,0 +1,124 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { RefreshToken } from '../../model.js';
+import { parseJsonList, splitScope } from '../json.js';
+import type { Database, RefreshTokenTable } from '../schema.js';
+
+export function refreshTokenRow(tokenHash: string, t: RefreshToken): RefreshTokenTable {
+  return {
+    token_hash: tokenHash,
+    family_id: t.familyId,
+    client_id: t.clientId,
+    user_id: t.userId,
+    grant_id: t.grantId,
+    scope: t.scope.join(' '),
+    resources: JSON.stringify(t.resources),
+    sid: t.sid,
+    auth_time: t.authTime,
+    acr: t.acr,
+    amr: JSON.stringify(t.amr),
+    created_at: t.createdAt,
+    expires_at: t.expiresAt,
+    idle_expires_at: t.idleExpiresAt,
+    rotated_at: t.rotatedAt,
+    revoked: t.revoked ? 1 : 0,
+  };
+}
+
+function toRefreshToken(row: Selectable<RefreshTokenTable>): RefreshToken {
+  return {
+    familyId: row.family_id,
+    clientId: row.client_id,
+    userId: row.user_id,
+    grantId: row.grant_id,
+    scope: splitScope(row.scope),
+    resources: parseJsonList(row.resources),
+    sid: row.sid,
+    authTime: row.auth_time,
+    acr: row.acr,
+    amr: parseJsonList(row.amr),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    idleExpiresAt: row.idle_expires_at,
+    rotatedAt: row.rotated_at,
+    revoked: row.revoked === 1,
+  };
+}
+
+export interface RefreshTokenState {
+  token: RefreshToken;
+  /** The family was revoked (reuse detected, grant revoked, explicit revocation). */
+  familyRevoked: boolean;
+  /** The grant still exists. */
+  grantActive: boolean;
+}
+
+/** Refresh tokens (SHA-256 digests) and the token families they belong to. */
+export class RefreshTokenRepository {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async findRefreshToken(tokenHash: string): Promise<RefreshTokenState | undefined> {
+    const row = await this.db
+      .selectFrom('refresh_tokens')
+      .innerJoin('token_families', 'token_families.family_id', 'refresh_tokens.family_id')
+      .leftJoin('grants', 'grants.grant_id', 'refresh_tokens.grant_id')
+      .selectAll('refresh_tokens')
+      .select(['token_families.revoked_at as family_revoked_at', 'grants.grant_id as live_grant_id'])
+      .where('refresh_tokens.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return { token: toRefreshToken(row), familyRevoked: row.family_revoked_at !== null, grantActive: row.live_grant_id !== null };
+  }
+
+  /**
+   * Rotates: marks the presented token used and stores its successor, in one transaction. False
+   * when another request rotated it first (the caller treats that as reuse).
+   */
+  async rotateRefreshToken(tokenHash: string, next: { tokenHash: string; token: RefreshToken }, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const rotated = await trx
+        .updateTable('refresh_tokens')
+        .set({ rotated_at: now })
+        .where('token_hash', '=', tokenHash)
+        .where('rotated_at', 'is', null)
+        .where('revoked', '=', 0)
+        .executeTakeFirst();
+      if (rotated.numUpdatedRows === 0n) return false;
+      await trx.insertInto('refresh_tokens').values(refreshTokenRow(next.tokenHash, next.token)).execute();
+      await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', '=', next.token.grantId).execute();
+      return true;
+    });
+  }
+
+  /**
+   * A retry inside the grace window: the family's current live token is replaced by a new one,
+   * so there is still exactly one live lineage.
+   */
+  async replaceLiveRefreshToken(familyId: string, next: { tokenHash: string; token: RefreshToken }, now: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const family = await trx.selectFrom('token_families').select('revoked_at').where('family_id', '=', familyId).executeTakeFirst();
+      if (!family || family.revoked_at !== null) return false;
+      await trx.updateTable('refresh_tokens').set({ revoked: 1, rotated_at: now }).where('family_id', '=', familyId).where('rotated_at', 'is', null).execute();
+      await trx.insertInto('refresh_tokens').values(refreshTokenRow(next.tokenHash, next.token)).execute();
+      return true;
+    });
+  }
+
+  /** Revokes a whole family: its refresh tokens, and (through the family) its access tokens. */
+  async revokeFamily(familyId: string, now: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('token_families').set({ revoked_at: now }).where('family_id', '=', familyId).where('revoked_at', 'is', null).execute();
+      await trx.updateTable('refresh_tokens').set({ revoked: 1 }).where('family_id', '=', familyId).execute();
+    });
+  }
+
+  /** Whether access tokens of this family are still honoured: family live, grant present, user enabled. */
+  async isFamilyActive(familyId: string, now: number): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('token_families')
+      .innerJoin('grants', 'grants.grant_id', 'token_families.grant_id')
+      .select(['token_families.revoked_at', 'token_families.expires_at'])
+      .where('token_families.family_id', '=', familyId)
+      .executeTakeFirst();
+    return row !== undefined && row.revoked_at === null && row.expires_at > now;
+  }
+}

@@ -57,10 +57,17 @@ export class InvalidRequestError extends OAuthError {
   }
 }
 
-/** RFC 6749 §5.2: 401 when authentication failed; `WWW-Authenticate` when the client used a scheme. */
+/**
+ * RFC 6749 §5.2: "The authorization server MAY return an HTTP 401 (Unauthorized) status code to
+ * indicate which HTTP authentication schemes are supported." RFC 9110 §15.5.2: a 401 "MUST send
+ * a WWW-Authenticate header field containing at least one challenge": Basic, always.
+ */
 export class InvalidClientError extends OAuthError {
   constructor(description = 'client authentication failed', options?: Opts) {
-    super('invalid_client', 401, description, options);
+    super('invalid_client', 401, description, {
+      ...options,
+      headers: { 'www-authenticate': 'Basic realm="gatehouse", charset="UTF-8"', ...options?.headers },
+    });
   }
 }
 

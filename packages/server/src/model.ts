@@ -23,6 +23,8 @@ export interface Client {
   /** Scopes the client may be granted. */
   scope: string[];
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** The only algorithm accepted for this client's assertions (private_key_jwt); null: any asymmetric one. */
+  tokenEndpointAuthSigningAlg: string | null;
   jwks: JSONWebKeySet | null;
   jwksUri: string | null;
   contacts: string[];

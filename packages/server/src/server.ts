@@ -71,7 +71,9 @@ export function createKeySet(config: GatehouseConfig, storage: Storage): { keys:
     algs: { access_token: config.tokens.accessTokenSigningAlg, id_token: config.tokens.idTokenSigningAlg },
     rotationInterval: config.keys.rotationInterval,
     prePublication: config.keys.prePublication,
-    retention: config.tokens.maxAccessTokenTtl + config.clientAuth.clockTolerance + 60,
+    // A retired key stays published while tokens it signed may live: the longest lifetime, plus
+    // how late an instance may learn of the retirement, plus clock skew.
+    retention: config.tokens.maxAccessTokenTtl + config.keys.refreshInterval + config.clientAuth.clockTolerance,
   });
   return { keys, kek, kekOrigin: origin };
 }
@@ -99,6 +101,9 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     const rotated = await keys.ensureKeys(clock());
     await keys.refresh(clock());
     logger.info({ kek: kekOrigin, generated: rotated }, 'signing keys loaded');
+    if (config.clientAuth.dangerouslyAllowPrivateJwksUri) {
+      logger.warn('clientAuth.dangerouslyAllowPrivateJwksUri is on: client key-set URLs may reach private addresses');
+    }
     if (config.registration.dangerouslyAllowOpenRegistration) {
       logger.warn('registration.dangerouslyAllowOpenRegistration is on: anyone can register a client');
     }
@@ -107,7 +112,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     await watcher.start();
     const clientCache = new ClientCache(storage.clients, watcher);
     const catalog = new ResourceCatalog(storage.resources, watcher);
-    const accessTokens = new AccessTokenService(config.issuer, keys, storage.accessTokens);
+    const skew = config.clientAuth.clockTolerance;
+    const accessTokens = new AccessTokenService(config.issuer, keys, storage.accessTokens, config.tokens.maxAccessTokenTtl + skew, config.keys.refreshInterval + skew);
     const idTokens = new IdTokenService(config.issuer, keys, config.authorization.idTokenTtl);
     const isUserActive = async (userId: string) => {
       const user = await storage.users.findUserById(userId);
@@ -167,8 +173,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       clientAuth: {
         clients: clientCache,
         assertions: storage.assertions,
-        clientKeys: new ClientKeyResolver(),
-        assertionAudiences: [config.issuer, urls.token, urls.introspection, urls.revocation],
+        clientKeys: new ClientKeyResolver({ allowPrivateAddresses: config.clientAuth.dangerouslyAllowPrivateJwksUri }),
+        issuer: config.issuer,
         assertionMaxLifetime: config.clientAuth.assertionMaxLifetime,
         clockTolerance: config.clientAuth.clockTolerance,
       },
@@ -183,6 +189,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       logger,
       bodyLimit: config.http.bodyLimit,
       requestTimeout: config.http.requestTimeout,
+      maxConnections: config.http.maxConnections,
       trustedProxies: config.trustedProxies,
     });
     await registerCookies(app);

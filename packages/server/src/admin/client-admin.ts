@@ -25,6 +25,7 @@ export function metadataToClientInput(clientId: string, metadata: ClientMetadata
     firstParty: metadata.first_party,
     scope: metadata.scope,
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method,
+    tokenEndpointAuthSigningAlg: metadata.token_endpoint_auth_signing_alg,
     jwks: metadata.jwks,
     jwksUri: metadata.jwks_uri,
     contacts: metadata.contacts,
@@ -47,6 +48,7 @@ export function clientInformation(client: Client): Record<string, unknown> {
   if (client.postLogoutRedirectUris.length > 0) info.post_logout_redirect_uris = client.postLogoutRedirectUris;
   if (client.clientName !== null) info.client_name = client.clientName;
   if (client.scope.length > 0) info.scope = client.scope.join(' ');
+  if (client.tokenEndpointAuthSigningAlg !== null) info.token_endpoint_auth_signing_alg = client.tokenEndpointAuthSigningAlg;
   if (client.jwks !== null) info.jwks = client.jwks;
   if (client.jwksUri !== null) info.jwks_uri = client.jwksUri;
   // RFC 7591 §3.2.1: client_secret_expires_at is "REQUIRED if "client_secret" is issued";

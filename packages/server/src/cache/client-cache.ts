@@ -10,11 +10,12 @@ export interface ClientLookup {
 /**
  * Clients and their secret digests in memory, dropped whenever the clients generation moves
  * (any write, on any instance or the CLI, seen within one poll interval; writes through this
- * process at once). Bounded; unknown client ids are never cached. The database stays the only
- * source of truth.
+ * process at once). Bounded. Unknown ids are cached as unknown too, so a made-up client_id costs
+ * the same as a known one (no timing oracle for which clients exist). The database stays the
+ * only source of truth.
  */
 export class ClientCache implements ClientLookup {
-  #entries = new Map<string, ClientCredentials>();
+  #entries = new Map<string, ClientCredentials | null>();
   #epoch = 0;
 
   constructor(
@@ -35,17 +36,17 @@ export class ClientCache implements ClientLookup {
   async loadClientCredentials(clientId: string): Promise<ClientCredentials | undefined> {
     if (this.watcher.fresh) {
       const hit = this.#entries.get(clientId);
-      if (hit !== undefined) return hit;
+      if (hit !== undefined) return hit ?? undefined;
     }
     const epoch = this.#epoch;
     const loaded = await this.repository.loadClientCredentials(clientId);
     // Keep it only if nothing changed while it was read, so a stale row never outlives a change.
-    if (loaded !== undefined && epoch === this.#epoch && this.watcher.fresh) {
+    if (epoch === this.#epoch && this.watcher.fresh && clientId.length <= 128) {
       if (this.#entries.size >= this.maxEntries) {
         const oldest = this.#entries.keys().next().value;
         if (oldest !== undefined) this.#entries.delete(oldest);
       }
-      this.#entries.set(clientId, loaded);
+      this.#entries.set(clientId, loaded ?? null);
     }
     return loaded;
   }

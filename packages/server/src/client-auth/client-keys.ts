@@ -1,4 +1,5 @@
-import { createLocalJWKSet, createRemoteJWKSet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from 'jose';
+import { createOutboundFetch } from './outbound-fetch.js';
 import type { Client } from '../model.js';
 
 /**
@@ -8,7 +9,12 @@ import type { Client } from '../model.js';
  */
 export class ClientKeyResolver {
   #remote = new Map<string, JWTVerifyGetKey>();
+  readonly #fetch: ReturnType<typeof createOutboundFetch>;
   static readonly MAX_REMOTE_SETS = 1000;
+
+  constructor(options: { allowPrivateAddresses: boolean } = { allowPrivateAddresses: false }) {
+    this.#fetch = createOutboundFetch({ allowPrivateAddresses: options.allowPrivateAddresses, maxBytes: 64 * 1024 });
+  }
 
   resolve(client: Client): JWTVerifyGetKey | null {
     if (client.jwks !== null) return createLocalJWKSet(client.jwks);
@@ -19,7 +25,12 @@ export class ClientKeyResolver {
         const oldest = this.#remote.keys().next().value;
         if (oldest !== undefined) this.#remote.delete(oldest);
       }
-      set = createRemoteJWKSet(new URL(client.jwksUri), { timeoutDuration: 3_000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+      set = createRemoteJWKSet(new URL(client.jwksUri), {
+        timeoutDuration: 3_000,
+        cooldownDuration: 30_000,
+        cacheMaxAge: 600_000,
+        [customFetch]: this.#fetch,
+      });
       this.#remote.set(client.jwksUri, set);
     }
     return set;

@@ -35,7 +35,11 @@ export const privateKeyJwt: ClientAuthMethod = {
     let payload: Record<string, unknown>;
     try {
       // Asymmetric algorithms only: never `none`, never an HMAC keyed with something public.
-      const verified = await compactVerify(assertion, keys, { algorithms: [...CLIENT_ASSERTION_ALGS] });
+      // OIDC Dynamic Registration §2: with token_endpoint_auth_signing_alg registered, "All
+      // Token Requests using these authentication methods from this Client MUST be rejected, if
+      // the JWT is not signed with this algorithm."
+      const algorithms = client.tokenEndpointAuthSigningAlg === null ? [...CLIENT_ASSERTION_ALGS] : [client.tokenEndpointAuthSigningAlg];
+      const verified = await compactVerify(assertion, keys, { algorithms });
       payload = JSON.parse(new TextDecoder().decode(verified.payload)) as Record<string, unknown>;
       if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new Error('payload is not an object');
     } catch (cause) {
@@ -43,7 +47,7 @@ export const privateKeyJwt: ClientAuthMethod = {
     }
     const verdict = checkAssertionClaims(payload, {
       clientId,
-      audiences: deps.assertionAudiences,
+      issuer: deps.issuer,
       now,
       maxLifetime: deps.assertionMaxLifetime,
       clockTolerance: deps.clockTolerance,

@@ -15,8 +15,8 @@ export interface ClientAuthDeps {
   clients: ClientLookup;
   assertions: AssertionRepository;
   clientKeys: ClientKeyResolver;
-  /** Accepted `aud` values of client assertions: the issuer and the endpoint URL. */
-  assertionAudiences: readonly string[];
+  /** The issuer identifier: the only accepted `aud` of client assertions. */
+  issuer: string;
   assertionMaxLifetime: number;
   clockTolerance: number;
 }

@@ -80,8 +80,14 @@ export function maskConfig(config: GatehouseConfig): Record<string, unknown> {
   for (const [key, value] of Object.entries(config)) {
     if (!SECRET_KEYS.has(key) || value === undefined) out[key] = value;
     // The userinfo ends at the authority's last '@' (pg accepts an unencoded '@' in the password).
-    else if (key === 'databaseUrl') out[key] = String(value).replace(/\/\/([^/?#]*)@/, (_m, cred: string) => `//${cred.includes(':') ? `${cred.split(':')[0]}:***` : cred}@`);
+    else if (key === 'databaseUrl') out[key] = maskDatabaseUrl(String(value));
     else out[key] = '***';
   }
   return out;
+}
+
+/** A database URL with its password masked, in the authority and in query parameters. */
+function maskDatabaseUrl(value: string): string {
+  const masked = value.replace(/([?&](?:password|sslpassword|sslkey)=)[^&#]*/gi, '$1***');
+  return masked.replace(/\/\/([^/?#]*)@/, (_m, cred: string) => `//${cred.includes(':') ? `${cred.split(':')[0]}:***` : cred}@`);
 }

@@ -50,8 +50,10 @@ export const configSchema = z
       .object({
         /** Largest accepted request body, bytes. */
         bodyLimit: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
-        /** Requests taking longer are cut off, milliseconds. */
+        /** Requests taking longer (headers and body) are cut off, milliseconds. */
         requestTimeout: z.number().int().min(1000).default(10_000),
+        /** Open connections per instance; more are refused until some close. */
+        maxConnections: z.number().int().min(1).default(10_000),
       })
       .strict()
       .prefault({}),
@@ -86,7 +88,7 @@ export const configSchema = z
          * A change made elsewhere (another instance, the CLI) is honoured within this time; 0
          * turns the in-memory copies off and every request reads the database.
          */
-        refreshInterval: duration('1s'),
+        refreshInterval: duration('1s').refine((v) => v <= 60, 'at most 60 seconds'),
       })
       .prefault({}),
     clientAuth: z
@@ -94,6 +96,8 @@ export const configSchema = z
         /** Longest accepted remaining lifetime of a private_key_jwt assertion. */
         assertionMaxLifetime: duration('5m'),
         clockTolerance: duration('30s'),
+        /** DANGEROUS: lets clients' jwks_uri reach loopback and private addresses (local development only). */
+        dangerouslyAllowPrivateJwksUri: z.boolean().default(false),
       })
       .strict()
       .prefault({}),
@@ -154,8 +158,11 @@ export const configSchema = z
       .prefault({}),
     introspection: z
       .object({
-        /** When true, a caller may introspect only its own tokens and tokens for resources it represents. */
-        restrictToOwnResources: z.boolean().default(false),
+        /**
+         * A caller may introspect only its own tokens and tokens for resources it represents
+         * (`resources create --client`). Turning it off lets any client read any token's claims.
+         */
+        restrictToOwnResources: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

@@ -107,7 +107,8 @@ export function registerRegistrationEndpoints(app: FastifyInstance, ctx: ServerC
     // RFC 7592 §2.1: "If the client does not exist on this server, the server MUST respond with
     // HTTP 401 Unauthorized and the registration access token used to make this request SHOULD
     // be immediately revoked." A token for another client gets the same answer.
-    if (client === undefined || !digestsEqual(client.clientId, request.params.clientId)) throw new InvalidTokenError();
+    // A disabled client cannot manage its registration either (an administrator decided).
+    if (client === undefined || client.disabled || !digestsEqual(client.clientId, request.params.clientId)) throw new InvalidTokenError();
     return { client, tokenHash };
   }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { createServer, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidRequestError, OAuthError, ServerError, TemporarilyUnavailableError } from '../errors.js';
@@ -11,6 +11,7 @@ export interface HttpOptions {
   logger: Logger;
   bodyLimit: number;
   requestTimeout: number;
+  maxConnections: number;
   trustedProxies: string[];
 }
 
@@ -58,6 +59,13 @@ const SINGLETON_HEADERS = new Set(['authorization', 'content-type']);
  */
 export function createHttpApp(options: HttpOptions): FastifyInstance {
   const app = Fastify({
+    // Timeouts enforced within a second (Node checks every 30 s by default), connections capped:
+    // a client dripping headers or a body cannot hold a connection past requestTimeout.
+    serverFactory: (handler) => {
+      const server = createServer({ connectionsCheckingInterval: 1000, headersTimeout: options.requestTimeout, requestTimeout: options.requestTimeout }, handler);
+      server.maxConnections = options.maxConnections;
+      return server;
+    },
     loggerInstance: options.logger as FastifyBaseLogger,
     // One line per request, written by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),

@@ -79,10 +79,23 @@ export class KeySet {
     return best && best.privateKey ? { kid: best.stored.kid, alg: best.alg, privateKey: best.privateKey } : undefined;
   }
 
-  /** A published key by `kid`, for verifying tokens this server signed. */
-  verificationKey(kid: string, purpose: KeyPurpose): { alg: JwsAlg; publicKey: KeyObject } | undefined {
+  /**
+   * A published key by `kid`, for verifying tokens this server signed, with the time it stopped
+   * signing (null while current): a token claiming a later `iat` was not signed by this server.
+   */
+  verificationKey(kid: string, purpose: KeyPurpose): { alg: JwsAlg; publicKey: KeyObject; retiresAt: number | null } | undefined {
     const key = this.#loaded.get(kid);
-    return key && key.stored.purpose === purpose ? { alg: key.alg, publicKey: key.publicKey } : undefined;
+    return key && key.stored.purpose === purpose ? { alg: key.alg, publicKey: key.publicKey, retiresAt: key.stored.retiresAt } : undefined;
+  }
+
+  /**
+   * Withdraws a key at once (suspected compromise): it leaves the JWKS and stops verifying and
+   * signing on every instance at its next key refresh. Tokens it signed stop being accepted.
+   */
+  async revoke(kid: string, now: number): Promise<boolean> {
+    const revoked = await this.repository.revokeSigningKey(kid, now);
+    await this.refresh(now);
+    return revoked;
   }
 
   jwks(): { keys: PublicJwk[] } {

@@ -15,8 +15,8 @@ export interface AssertionClaims {
 
 export interface AssertionPolicy {
   clientId: string;
-  /** Accepted audiences: the issuer identifier and the token endpoint URL. */
-  audiences: readonly string[];
+  /** The issuer identifier: the only accepted audience. */
+  issuer: string;
   now: number;
   /** Longest accepted remaining lifetime, seconds. */
   maxLifetime: number;
@@ -36,12 +36,13 @@ export function checkAssertionClaims(claims: AssertionClaims, policy: AssertionP
   // OIDC Core §9: "sub REQUIRED. Subject. This MUST contain the client_id of the OAuth Client."
   if (claims.sub !== clientId) return { ok: false, reason: 'sub must be the client_id' };
   // RFC 7523 §3 (3): "The JWT MUST contain an "aud" (audience) claim containing a value that
-  // identifies the authorization server as an intended audience."
+  // identifies the authorization server as an intended audience." Only the issuer identifier is
+  // accepted (draft-ietf-oauth-rfc7523bis, after the 2025 audience-injection findings): an
+  // assertion made for an endpoint URL that another server advertised cannot be replayed here.
+  // A one-element array holding the issuer says the same thing and is accepted too.
   const aud = claims.aud;
-  const audList = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audList.some((a) => typeof a === 'string' && policy.audiences.includes(a))) {
-    return { ok: false, reason: 'aud must identify this authorization server' };
-  }
+  const audOk = aud === policy.issuer || (Array.isArray(aud) && aud.length === 1 && aud[0] === policy.issuer);
+  if (!audOk) return { ok: false, reason: 'aud must be the issuer identifier' };
   // RFC 7523 §3 (4): "The JWT MUST contain an "exp" (expiration time) claim that limits the
   // time window during which the JWT can be used."
   if (!isNumericDate(claims.exp)) return { ok: false, reason: 'exp is required' };

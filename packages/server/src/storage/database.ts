@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
@@ -59,6 +59,8 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   // The data directory also holds the generated key-encryption key: owner only.
   mkdirSync(dirname(options.sqliteFile), { recursive: true, mode: 0o700 });
   const sqlite = new SQLite(options.sqliteFile);
+  // Digests and encrypted keys only, but still nobody else's business.
+  chmodSync(options.sqliteFile, 0o600);
   sqlite.pragma('journal_mode = WAL');
   // FULL: a committed grant survives a power loss, not only a process crash.
   sqlite.pragma('synchronous = FULL');

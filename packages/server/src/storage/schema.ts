@@ -22,6 +22,7 @@ export interface ClientTable {
   last_used_at: number | null;
   first_party: number;
   post_logout_redirect_uris: string;
+  token_endpoint_auth_signing_alg: string | null;
 }
 
 export interface ClientSecretTable {

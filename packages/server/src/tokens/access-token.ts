@@ -53,6 +53,10 @@ export class AccessTokenService {
     private readonly issuer: string,
     private readonly keys: KeySet,
     private readonly repository: AccessTokenRepository,
+    /** Longest lifetime this server gives any access token, plus clock skew. */
+    private readonly maxLifetime: number,
+    /** How late an instance may learn that a key retired (its key refresh interval, plus skew). */
+    private readonly retirementGrace: number,
   ) {}
 
   async issue(grant: AccessTokenGrant): Promise<IssuedAccessToken> {
@@ -123,9 +127,14 @@ export class AccessTokenService {
       this.#verified.set(digest, header.kid);
     }
     const { iss, sub, aud, exp, iat, jti, client_id: clientId, scope, fid } = payload;
-    if (iss !== this.issuer || typeof exp !== 'number' || exp <= now || typeof jti !== 'string' || typeof clientId !== 'string' || typeof sub !== 'string') {
+    if (iss !== this.issuer || typeof exp !== 'number' || exp <= now || typeof iat !== 'number' || typeof jti !== 'string' || typeof clientId !== 'string' || typeof sub !== 'string') {
       return undefined;
     }
+    // Only shapes this server can have produced: no token lives longer than the longest
+    // lifetime, and none was signed by a key after it retired. A stolen retired key cannot mint
+    // long-lived or fresh tokens that would pass (RFC 8725 §3: validate everything).
+    if (exp - iat > this.maxLifetime || iat > now + 60) return undefined;
+    if (key.retiresAt !== null && iat > key.retiresAt + this.retirementGrace) return undefined;
     if (await this.repository.isAccessTokenIdRevoked(jti)) return undefined;
     return {
       format: 'jwt',
@@ -135,7 +144,7 @@ export class AccessTokenService {
       familyId: typeof fid === 'string' ? fid : null,
       audience: typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [],
       scope: typeof scope === 'string' && scope !== '' ? scope.split(' ') : [],
-      issuedAt: typeof iat === 'number' ? iat : now,
+      issuedAt: iat,
       expiresAt: exp,
     };
   }

@@ -24,7 +24,8 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
   };
 
   beforeAll(async () => {
-    t = await startTestServer({ dialect });
+    // Cross-client introspection below needs the permissive mode; the default (restricted) has its own test.
+    t = await startTestServer({ dialect, config: { introspection: { restrictToOwnResources: false } } });
     await t.createResource(ORDERS, ['orders:read', 'orders:write']);
     await t.createResource(BILLING, ['billing']);
     await t.createResource(OPAQUE_API, ['opaque:read'], { format: 'opaque', ttl: 120 });
@@ -147,6 +148,9 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
       ['a foreign audience', async () => assertion({ aud: 'https://elsewhere.example' })],
       ['a missing jti', async () => assertion({ jti: undefined })],
       ['a future nbf', async () => assertion({ nbf: Math.floor(Date.now() / 1000) + 600 })],
+      // The 2025 audience-injection findings: an endpoint URL is not the issuer.
+      ['the token endpoint as audience', async () => assertion({ aud: `${t.issuer}/token` })],
+      ['an audience array with the issuer and another value', async () => assertion({ aud: ['https://evil.example', t.issuer] })],
     ])('refuses %s with invalid_client', async (_name, make) => {
       const response = await send(await make());
       expect(response.status).toBe(401);

@@ -169,6 +169,7 @@ beforeAll(async () => {
       firstParty: false,
       scope: ['read'],
       tokenEndpointAuthMethod: 'client_secret_basic',
+      tokenEndpointAuthSigningAlg: null,
       jwks: null,
       jwksUri: null,
       contacts: [],

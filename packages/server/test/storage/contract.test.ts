@@ -24,6 +24,7 @@ function clientInput(clientId: string, overrides: Partial<ClientInput> = {}): Cl
     firstParty: false,
     scope: ['orders:read'],
     tokenEndpointAuthMethod: 'client_secret_basic',
+    tokenEndpointAuthSigningAlg: null,
     jwks: null,
     jwksUri: null,
     contacts: ['ops@example.com'],

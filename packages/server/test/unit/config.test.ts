@@ -46,8 +46,11 @@ describe('defaults', () => {
     expect(config.trustedProxies).toEqual([]);
     expect(config.tokens).toMatchObject({ accessTokenTtl: 600, maxAccessTokenTtl: 86_400, accessTokenSigningAlg: 'ES256', idTokenSigningAlg: 'RS256' });
     expect(config.keys).toEqual({ rotationInterval: 90 * 86_400, prePublication: 86_400, refreshInterval: 60 });
-    expect(config.clientAuth).toEqual({ assertionMaxLifetime: 300, clockTolerance: 30 });
+    expect(config.clientAuth).toEqual({ assertionMaxLifetime: 300, clockTolerance: 30, dangerouslyAllowPrivateJwksUri: false });
     expect(config.registration.dangerouslyAllowOpenRegistration).toBe(false);
+    // Only the tokens of its own resources, or its own, are a caller's to introspect.
+    expect(config.introspection.restrictToOwnResources).toBe(true);
+    expect(config.cache.refreshInterval).toBe(1);
   });
 
   it('are what loadConfig gives with an empty file and no environment', () => {
@@ -265,6 +268,17 @@ describe('maskConfig', () => {
     const masked = maskConfig(resolveConfig());
     expect(masked.secret).toBeUndefined();
     expect(masked.databaseUrl).toBeUndefined();
+  });
+});
+
+describe('limits on settings that weaken guarantees', () => {
+  it('refuses a cache refresh interval above 60 seconds', () => {
+    expect(configError(() => resolveConfig({ cache: { refreshInterval: '2m' } })).problems[0]).toMatch(/^cache\.refreshInterval: at most 60 seconds/);
+  });
+
+  it('masks a password given as a DATABASE_URL query parameter', () => {
+    const masked = maskConfig(resolveConfig({ databaseUrl: 'postgres://u@db.example/gh?password=hunter2&sslmode=require' }));
+    expect(masked.databaseUrl).toBe('postgres://u@db.example/gh?password=***&sslmode=require');
   });
 });
 

@@ -30,7 +30,7 @@ interface Instance {
 async function startInstance(issuer: string, secret = SECRET): Promise<Instance> {
   const cookies = createCookies(issuer);
   const csrf: Csrf = createCsrf({ key: KeyEncryptionKey.fromSecret(secret).deriveKey(CSRF_KEY_INFO), cookies });
-  const app = createHttpApp({ logger: createLogger('silent'), bodyLimit: 65536, requestTimeout: 10_000, trustedProxies: [] });
+  const app = createHttpApp({ logger: createLogger('silent'), bodyLimit: 65536, requestTimeout: 10_000, maxConnections: 100, trustedProxies: [] });
   await registerCookies(app);
   app.get<{ Querystring: { purpose: string; times?: string } }>('/token', async (request, reply) => {
     const tokens = Array.from({ length: Number(request.query.times ?? 1) }, () => csrf.csrfTokenFor(request, reply, request.query.purpose));

@@ -371,7 +371,7 @@ describe('over HTTP', () => {
 
   beforeAll(async () => {
     renderer = createPageRenderer({ issuer: ISSUER, ui: ui() });
-    app = createHttpApp({ logger: createLogger('silent'), bodyLimit: 65536, requestTimeout: 10_000, trustedProxies: [] });
+    app = createHttpApp({ logger: createLogger('silent'), bodyLimit: 65536, requestTimeout: 10_000, maxConnections: 100, trustedProxies: [] });
     registerAssets(app, renderer);
     app.get('/login', async (_request, reply) => renderer.render(reply, 'login', { action: '/login', csrfToken: 't' }));
     app.get('/denied', async (_request, reply) => renderer.render(reply, 'error', { title: 'No', message: 'no' }, { status: 403 }));

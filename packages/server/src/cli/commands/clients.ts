@@ -59,6 +59,7 @@ function metadataFrom(opts: ClientOptions, base?: Client): Record<string, unknow
         scope: base.scope.join(' '),
         grant_types: base.grantTypes,
         token_endpoint_auth_method: base.tokenEndpointAuthMethod,
+        token_endpoint_auth_signing_alg: base.tokenEndpointAuthSigningAlg,
         redirect_uris: base.redirectUris,
         post_logout_redirect_uris: base.postLogoutRedirectUris,
         first_party: base.firstParty,

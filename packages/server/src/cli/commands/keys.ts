@@ -53,4 +53,21 @@ export function registerKeyCommands(program: Command): void {
         process.stdout.write(`${table(rotated.map((r) => ({ purpose: String(r.purpose), kid: String(r.kid), signs_from: String(r.signs_from) })))}\n`);
       });
     });
+
+  keys
+    .command('revoke <kid>')
+    .description('withdraw a key now (suspected compromise): it leaves the JWKS and tokens it signed stop being accepted')
+    .option('--json', 'machine-readable output')
+    .action(async (kid: string, opts: { json?: boolean }, command: Command) => {
+      await withStorage(command, async (storage, config) => {
+        const at = now();
+        const key = (await storage.keys.listPublishedKeys(at)).find((k) => k.kid === kid);
+        if (!key) throw new CliError(`no published key ${kid}`);
+        const { keys: keySet } = createKeySet(config, storage);
+        // A key still signing is replaced first by one that signs at once, so issuance never stops.
+        const replacement = key.retiresAt === null || key.retiresAt > at ? await keySet.rotate(key.purpose, at, { immediate: true }) : null;
+        await keySet.revoke(kid, at);
+        output(opts.json, { kid, purpose: key.purpose, revoked: true, replaced_by: replacement, effective_within: `${config.keys.refreshInterval}s on every instance` });
+      });
+    });
 }

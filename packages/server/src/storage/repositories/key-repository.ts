@@ -91,6 +91,17 @@ export class KeyRepository {
     });
   }
 
+  /** Ends a key now: it stops signing and leaves the JWKS (its row goes with the expired ones). */
+  async revokeSigningKey(kid: string, now: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('signing_keys')
+      .set((eb) => ({ retires_at: eb.fn.coalesce('retires_at', eb.val(now)), expires_at: now }))
+      .where('kid', '=', kid)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   async deleteExpiredKeys(now: number): Promise<number> {
     const result = await this.db.deleteFrom('signing_keys').where('expires_at', '<=', now).executeTakeFirst();
     return Number(result.numDeletedRows);

@@ -179,6 +179,12 @@ export interface RenderOptions {
   formAction?: string[];
 }
 
+/** A plain gate in the brand colour (validated as #rrggbb by the config schema, checked again here). */
+function faviconSvg(color: string): string {
+  const fill = /^#[0-9a-fA-F]{6}$/.test(color) ? color : '#1f5fbf';
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="${fill}"/><path d="M9 26V13l7-6 7 6v13h-4v-8h-6v8z" fill="#fff"/></svg>`;
+}
+
 export interface StaticAsset {
   /** Route path, under the issuer's path. */
   path: string;
@@ -195,7 +201,7 @@ export interface PageRenderer {
   renderToString<P extends PageName>(template: P, data: PageDataMap[P]): string;
   /** The Content-Security-Policy a page rendered with these options carries. */
   contentSecurityPolicy(formAction?: readonly string[]): string;
-  /** gatehouse.css, brand.css and form-post.js, served by `registerAssets`. */
+  /** gatehouse.css, brand.css, form-post.js and favicon.svg, served by `registerAssets`. */
   readonly assets: readonly StaticAsset[];
 }
 
@@ -395,10 +401,12 @@ export function createPageRenderer(options: PageRendererOptions): PageRenderer {
     asset('gatehouse.css', 'text/css; charset=utf-8', files.css.source),
     asset('brand.css', 'text/css; charset=utf-8', brandCss(brand)),
     asset('form-post.js', 'text/javascript; charset=utf-8', formPostJs),
+    // Pages name an icon, so browsers never ask for /favicon.ico (a JSON 404 in the console).
+    asset('favicon.svg', 'image/svg+xml', faviconSvg(brand.primaryColor)),
   ] as const;
   const shared = {
     brand: { name: brand.name, logoUrl: brand.logoUrl ?? null },
-    assets: { css: assets[0].url, brandCss: assets[1].url, formPostJs: assets[2].url },
+    assets: { css: assets[0].url, brandCss: assets[1].url, formPostJs: assets[2].url, favicon: assets[3].url },
     // Set by the form-post template's layout() call only; callers' data cannot turn it on.
     autoSubmit: false,
   };

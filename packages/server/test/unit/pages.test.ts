@@ -471,7 +471,7 @@ describe('over HTTP', () => {
 describe('issuer with a path', () => {
   it('links and serves assets under the issuer path', async () => {
     const renderer = createPageRenderer({ issuer: 'https://id.example.com/tenant', ui: ui() });
-    expect(renderer.assets.map((a) => a.path)).toEqual(['/tenant/assets/gatehouse.css', '/tenant/assets/brand.css', '/tenant/assets/form-post.js']);
+    expect(renderer.assets.map((a) => a.path)).toEqual(['/tenant/assets/gatehouse.css', '/tenant/assets/brand.css', '/tenant/assets/form-post.js', '/tenant/assets/favicon.svg']);
     const html = renderer.renderToString('login', { action: '/tenant/login', csrfToken: 't' });
     expect(html).toMatch(/href="\/tenant\/assets\/gatehouse\.css\?v=/);
     expect(() => renderer.renderToString('login', { action: 'http://127.0.0.1:4000/login', csrfToken: 't' })).toThrow(/action/);

@@ -109,6 +109,8 @@ export type ResponseMode = 'query' | 'form_post';
 export interface AuthorizationRequest {
   clientId: string;
   redirectUri: string;
+  /** Whether the request named redirect_uri (RFC 6749 §4.1.3: then the token request must too). */
+  redirectUriSent: boolean;
   scope: string[];
   state: string | null;
   nonce: string | null;
@@ -140,6 +142,7 @@ export interface AuthorizationCode {
   userId: string;
   grantId: string;
   redirectUri: string;
+  redirectUriSent: boolean;
   codeChallenge: string;
   nonce: string | null;
   scope: string[];

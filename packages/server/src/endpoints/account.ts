@@ -64,7 +64,8 @@ export function registerAccountEndpoints(app: FastifyInstance, ctx: ServerContex
         reply.header('retry-after', String(result.retryAfter));
         return loginPage(request, reply, 429, 'Too many attempts. Wait a moment and try again.', username, result.retryAfter);
       }
-      return loginPage(request, reply, 401, 'The username or password is not correct.', username);
+      // The form again, 200: a 401 would need a WWW-Authenticate challenge (RFC 9110 §15.5.2).
+      return loginPage(request, reply, 200, 'The username or password is not correct.', username);
     }
     await sessions.start(request, reply, result.user, now, ['pwd']);
     return reply.header('cache-control', 'no-store').redirect(path, 303);

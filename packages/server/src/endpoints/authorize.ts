@@ -100,6 +100,7 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
       userId: user.userId,
       grantId: grant.grantId,
       redirectUri: req.redirectUri,
+      redirectUriSent: req.redirectUriSent,
       codeChallenge: req.codeChallenge,
       nonce: req.nonce,
       scope: req.scope,
@@ -251,7 +252,8 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
         reply.header('retry-after', String(result.retryAfter));
         return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, 429, { message: 'Too many attempts. Wait a moment and try again.', retryAfter: result.retryAfter, username });
       }
-      return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, 401, { message: 'The username or password is not correct.', username });
+      // The form again, 200: a 401 would need a WWW-Authenticate challenge (RFC 9110 §15.5.2).
+      return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, 200, { message: 'The username or password is not correct.', username });
     }
     await sessions.start(request, reply, result.user, now, ['pwd']);
     await storage.interactions.updateInteractionRequest(loaded.id, afterSignIn(loaded.req));

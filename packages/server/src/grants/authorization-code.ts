@@ -44,8 +44,7 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
       // "redirect_uri" parameter was included in the initial authorization request [...], and if
       // included ensure that their values are identical."
       const redirectUri = params.get('redirect_uri');
-      const omittedAllowed = client.redirectUris.length === 1 && client.redirectUris[0] === stored.redirectUri;
-      if (redirectUri === undefined ? !omittedAllowed : redirectUri !== stored.redirectUri) {
+      if (redirectUri === undefined ? stored.redirectUriSent : redirectUri !== stored.redirectUri) {
         throw new InvalidGrantError('redirect_uri does not match the authorization request');
       }
       // RFC 7636 §4.6: "If the values are not equal, an error response indicating "invalid_grant"

@@ -83,7 +83,11 @@ export async function mintDelegatedTokens(
   if (resourceParam !== null && req.grantedResources.length > 0 && !req.grantedResources.includes(resourceParam)) {
     throw new InvalidTargetError('the resource was not part of the authorization');
   }
-  if (resourceParam === null && req.grantedResources.length === 1) resourceParam = req.grantedResources[0] ?? null;
+  // A grant for one resource targets it by default, but only a token that carries API scopes:
+  // RFC 6749 §6 "The requested scope MUST NOT include any scope not originally granted by the
+  // resource owner" — narrowing is allowed, so a refresh narrowed to identity scopes (`openid`)
+  // gets a token for userinfo alone instead of invalid_target for a resource it has no scope of.
+  if (resourceParam === null && req.grantedResources.length === 1 && apiRequested.length > 0) resourceParam = req.grantedResources[0] ?? null;
 
   const { resources, owners } = await deps.catalog.snapshot();
   const resource = resourceParam === null ? undefined : resources.get(resourceParam);

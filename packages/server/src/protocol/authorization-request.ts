@@ -142,6 +142,7 @@ export function validateAuthorizationRequest(params: FormParams, client: Client 
     request: {
       clientId,
       redirectUri,
+      redirectUriSent: requestedRedirect !== undefined,
       scope,
       state,
       nonce,

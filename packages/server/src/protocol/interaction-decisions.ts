@@ -17,6 +17,10 @@ export interface SessionFacts {
 export function needsLogin(request: AuthorizationRequest, session: SessionFacts | undefined, now: number): boolean {
   if (session === undefined) return true;
   if (request.prompt.includes('login') || request.prompt.includes('select_account')) return true;
+  // OIDC Core §3.1.2.1 (errata set 2): "Note that max_age=0 is equivalent to prompt=login." Times
+  // are whole seconds, so a sign-in in the same second has an elapsed time of 0, not "greater
+  // than" 0: without this line max_age=0 would not re-authenticate.
+  if (request.maxAge === 0) return true;
   return request.maxAge !== null && now - session.authTime > request.maxAge;
 }
 

@@ -47,24 +47,15 @@ export function checkRedirectUri(uri: string): RedirectUriVerdict {
  */
 export function matchRedirectUri(registered: readonly string[], requested: string): string | undefined {
   if (registered.includes(requested)) return requested;
-  let url: URL;
-  try {
-    url = new URL(requested);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== 'http:' || !isLoopbackIpLiteral(url.hostname)) return undefined;
-  for (const candidate of registered) {
-    let reg: URL;
-    try {
-      reg = new URL(candidate);
-    } catch {
-      continue;
-    }
-    if (reg.protocol !== 'http:' || !isLoopbackIpLiteral(reg.hostname)) continue;
-    // Same URI apart from the port, compared as strings once the ports are taken out.
-    const withoutPort = (u: string, parsed: URL) => (parsed.port === '' ? u : u.replace(`${parsed.hostname}:${parsed.port}`, parsed.hostname));
-    if (withoutPort(requested, url) === withoutPort(candidate, reg)) return requested;
-  }
-  return undefined;
+  const asked = withoutLoopbackPort(requested);
+  if (asked === undefined) return undefined;
+  // Same URI apart from the port, compared as strings once the ports are taken out.
+  return registered.some((candidate) => withoutLoopbackPort(candidate) === asked) ? requested : undefined;
+}
+
+/** An http loopback IP literal URI with its port removed (an explicit :80 too); undefined otherwise. */
+function withoutLoopbackPort(uri: string): string | undefined {
+  const match = /^http:\/\/(127(?:\.\d{1,3}){3}|\[::1\])(?::\d{1,5})?([/?].*)?$/.exec(uri);
+  if (!match?.[1] || !isLoopbackIpLiteral(match[1])) return undefined;
+  return `http://${match[1]}${match[2] ?? ''}`;
 }

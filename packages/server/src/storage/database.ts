@@ -154,7 +154,9 @@ export async function pendingMigrations(db: Kysely<Database>): Promise<string[]>
   return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
 }
 
-const UNAVAILABLE_PG_CODES = /^(08|53|57P0[1-3])/;
+// 08: connection; 53: resources; 57P01-03: shutdown; 40001/40P01: serialization failure and
+// deadlock — retryable, so the client is told to retry (503), not that the server broke (500).
+const UNAVAILABLE_PG_CODES = /^(08|53|57P0[1-3]|40001|40P01)/;
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH']);
 const UNAVAILABLE_SQLITE = /^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|READONLY|PROTOCOL|NOMEM)/;
 

@@ -173,6 +173,7 @@ export interface AuthorizationCodeTable {
   user_id: string;
   grant_id: string;
   redirect_uri: string;
+  redirect_uri_sent: number;
   code_challenge: string;
   nonce: string | null;
   scope: string;

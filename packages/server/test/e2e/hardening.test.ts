@@ -1,5 +1,5 @@
 import { createServer as createTlsServer } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPublicAddress } from '../../src/client-auth/outbound-fetch.js';
 import { signCompact } from '../../src/tokens/jws.js';
@@ -85,7 +85,8 @@ describe('hardening', () => {
   });
 
   it('answers every invalid_client with a WWW-Authenticate challenge (RFC 9110 §15.5.2)', async () => {
-    for (const form of [{ grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' }, { grant_type: 'client_credentials' }]) {
+    const forms: Record<string, string>[] = [{ grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x' }, { grant_type: 'client_credentials' }];
+    for (const form of forms) {
       const answer = await postForm(`${t.issuer}/token`, form);
       expect(answer.status).toBe(401);
       expect(answer.headers.get('www-authenticate')).toMatch(/^Basic realm="gatehouse"/);

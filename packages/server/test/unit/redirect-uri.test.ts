@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkRedirectUri, isLoopbackIpLiteral } from '../../src/protocol/redirect-uri.js';
+import { checkRedirectUri, isLoopbackIpLiteral, matchRedirectUri } from '../../src/protocol/redirect-uri.js';
 
 describe('isLoopbackIpLiteral', () => {
   it.each([
@@ -102,5 +102,29 @@ describe('checkRedirectUri length boundary', () => {
     expect(at).toHaveLength(2000);
     expect(checkRedirectUri(at).ok).toBe(true);
     expect(checkRedirectUri(`${at}a`).ok).toBe(false);
+  });
+});
+
+describe('matchRedirectUri (OAuth 2.1 §2.3.1 exact match; RFC 8252 §7.3 any loopback port)', () => {
+  it.each<[string[], string, boolean]>([
+    [['https://app.example.com/cb'], 'https://app.example.com/cb', true],
+    [['https://app.example.com/cb'], 'https://app.example.com/cb/', false],
+    [['https://app.example.com/cb'], 'https://APP.example.com/cb', false],
+    [['https://app.example.com/cb'], 'https://app.example.com/cb?x=1', false],
+    [['https://app.example.com:443/cb'], 'https://app.example.com/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:51004/cb', true],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:80/cb', true],
+    [['http://127.0.0.1:80/cb'], 'http://127.0.0.1:8080/cb', true],
+    [['http://127.0.0.1:5000/cb'], 'http://127.0.0.1/cb', true],
+    [['http://[::1]/cb'], 'http://[::1]:4321/cb', true],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:51004/other', false],
+    [['http://127.0.0.1/cb'], 'http://localhost:51004/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.2:51004/cb', false],
+    [['http://127.0.0.1/cb'], 'https://127.0.0.1:51004/cb', false],
+    [['http://127.0.0.1/cb?a=1'], 'http://127.0.0.1:9/cb?a=1', true],
+    [['http://127.0.0.1/cb?a=1'], 'http://127.0.0.1:9/cb?a=2', false],
+    [['https://app.example.com/cb'], 'http://127.0.0.1:9/cb', false],
+  ])('registered %j, requested %s → %s', (registered, requested, expected) => {
+    expect(matchRedirectUri(registered, requested) !== undefined).toBe(expected);
   });
 });

@@ -37,6 +37,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('user_id', 'varchar(32)', (c) => c.notNull())
     .addColumn('grant_id', 'varchar(64)', (c) => c.notNull().references('grants.grant_id').onDelete('cascade'))
     .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    .addColumn('redirect_uri_sent', 'integer', (c) => c.notNull())
     .addColumn('code_challenge', 'varchar(128)', (c) => c.notNull())
     .addColumn('nonce', 'text')
     .addColumn('scope', 'text', (c) => c.notNull())

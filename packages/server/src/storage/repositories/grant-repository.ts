@@ -42,7 +42,17 @@ export class GrantRepository {
   async recordConsent(userId: string, clientId: string, scope: readonly string[], resources: readonly string[], now: number): Promise<Grant> {
     const attempt = () =>
       this.db.transaction().execute(async (trx) => {
-        const existing = await trx.selectFrom('grants').selectAll().where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
+        // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
+        // the resource owner" — this row is that record, so no consent may be lost. Concurrent
+        // consents widening one grant each read the old scope and the last write won (PostgreSQL,
+        // READ COMMITTED): the row is locked first (this UPDATE; SQLite has a single writer) so
+        // the read below sees the previous merge. No row locked: insert, and a concurrent first
+        // consent that inserted meanwhile makes this attempt fail and the retry merge.
+        const locked = await trx.updateTable('grants').set({ updated_at: now }).where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
+        const existing =
+          locked.numUpdatedRows === 0n
+            ? undefined
+            : await trx.selectFrom('grants').selectAll().where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
         if (existing) {
           const mergedScope = [...new Set([...splitScope(existing.scope), ...scope])];
           const mergedResources = [...new Set([...parseJsonList(existing.resources), ...resources])];
@@ -89,7 +99,13 @@ export class GrantRepository {
    */
   async revokeGrant(grantId: string, now: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('token_families').set({ revoked_at: now }).where('grant_id', '=', grantId).where('revoked_at', 'is', null).execute();
+      // Lock order: every family of the grant (revoked ones too), then their refresh tokens —
+      // the order revokeFamily and rotation use, so concurrent revocations cannot deadlock.
+      await trx
+        .updateTable('token_families')
+        .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(now)) }))
+        .where('grant_id', '=', grantId)
+        .execute();
       await trx.updateTable('refresh_tokens').set({ revoked: 1 }).where('grant_id', '=', grantId).execute();
       await trx.deleteFrom('authorization_codes').where('grant_id', '=', grantId).where('consumed_at', 'is', null).execute();
       const result = await trx.deleteFrom('grants').where('grant_id', '=', grantId).executeTakeFirst();

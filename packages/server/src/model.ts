@@ -20,6 +20,10 @@ export interface Client {
   postLogoutRedirectUris: string[];
   /** An application of the operator's own: users are not asked to consent. */
   firstParty: boolean;
+  /** A refresh token with every code redemption, even without offline_access (administrators only). */
+  alwaysIssueRefreshToken: boolean;
+  /** OIDC: the ID token algorithm the client expects (one of the server's). */
+  idTokenSignedResponseAlg: string | null;
   /** Scopes the client may be granted. */
   scope: string[];
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;

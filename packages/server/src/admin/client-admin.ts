@@ -23,6 +23,8 @@ export function metadataToClientInput(clientId: string, metadata: ClientMetadata
     redirectUris: metadata.redirect_uris,
     postLogoutRedirectUris: metadata.post_logout_redirect_uris,
     firstParty: metadata.first_party,
+    alwaysIssueRefreshToken: metadata.always_issue_refresh_token,
+    idTokenSignedResponseAlg: metadata.id_token_signed_response_alg,
     scope: metadata.scope,
     tokenEndpointAuthMethod: metadata.token_endpoint_auth_method,
     tokenEndpointAuthSigningAlg: metadata.token_endpoint_auth_signing_alg,
@@ -49,6 +51,7 @@ export function clientInformation(client: Client): Record<string, unknown> {
   if (client.clientName !== null) info.client_name = client.clientName;
   if (client.scope.length > 0) info.scope = client.scope.join(' ');
   if (client.tokenEndpointAuthSigningAlg !== null) info.token_endpoint_auth_signing_alg = client.tokenEndpointAuthSigningAlg;
+  if (client.idTokenSignedResponseAlg !== null) info.id_token_signed_response_alg = client.idTokenSignedResponseAlg;
   if (client.jwks !== null) info.jwks = client.jwks;
   if (client.jwksUri !== null) info.jwks_uri = client.jwksUri;
   // RFC 7591 §3.2.1: client_secret_expires_at is "REQUIRED if "client_secret" is issued";

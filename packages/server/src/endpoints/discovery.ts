@@ -42,7 +42,8 @@ export function buildMetadata(ctx: ServerContext): Record<string, unknown> {
       end_session_endpoint: urls.endSession,
       subject_types_supported: ['public'],
       id_token_signing_alg_values_supported: [config.tokens.idTokenSigningAlg],
-      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'acr', 'amr', 'at_hash', 'name', 'preferred_username', 'email', 'email_verified'],
+      // Only claims actually issued (no sign-in method sets an acr yet).
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'sid', 'amr', 'at_hash', 'name', 'preferred_username', 'email', 'email_verified'],
       claims_parameter_supported: false,
       request_parameter_supported: false,
       request_uri_parameter_supported: false,

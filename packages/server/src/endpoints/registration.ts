@@ -55,6 +55,7 @@ export function registerRegistrationEndpoints(app: FastifyInstance, ctx: ServerC
     allowedAuthMethods: registration.allowedAuthMethods,
     allowedScopes,
     administrative: false,
+    idTokenSigningAlgs: [ctx.config.tokens.idTokenSigningAlg],
     maxAccessTokenTtl: ctx.config.tokens.maxAccessTokenTtl,
   });
   const clientUri = (clientId: string) => `${ctx.urls.registration}/${encodeURIComponent(clientId)}`;

@@ -73,9 +73,10 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
         nonce: stored.nonce,
         now,
       });
-      // A refresh token when the client may refresh and the user granted offline access.
+      // A refresh token when the client may refresh and the user granted offline access, or the
+      // client is configured to always receive one.
       let refresh: { tokenHash: string; token: RefreshToken; value: string } | undefined;
-      if (client.grantTypes.includes('refresh_token') && stored.scope.includes('offline_access')) {
+      if (client.grantTypes.includes('refresh_token') && (stored.scope.includes('offline_access') || client.alwaysIssueRefreshToken)) {
         const value = randomToken();
         refresh = {
           value,

@@ -15,8 +15,10 @@ export interface MetadataPolicy {
   allowedAuthMethods: readonly TokenEndpointAuthMethod[];
   /** Scopes the client may be given; null means any well-formed scope (administrators). */
   allowedScopes: readonly string[] | null;
-  /** Whether Gatehouse's administrative members (`owner`, `access_token_ttl`) are honoured. */
+  /** Whether Gatehouse's administrative members (`owner`, `access_token_ttl`, `first_party`, `always_issue_refresh_token`) are honoured. */
   administrative: boolean;
+  /** Algorithms the server signs ID tokens with. */
+  idTokenSigningAlgs: readonly string[];
   maxAccessTokenTtl: number;
 }
 
@@ -36,6 +38,9 @@ export interface ClientMetadata {
   access_token_ttl: number | null;
   /** Administrative: users of a first-party client are not asked to consent. */
   first_party: boolean;
+  /** Administrative: a refresh token even without offline_access. */
+  always_issue_refresh_token: boolean;
+  id_token_signed_response_alg: string | null;
 }
 
 export type MetadataVerdict =
@@ -170,16 +175,25 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
   if (jwks !== null && jwksUri !== null) fail('jwks and jwks_uri must not both be present');
   if (method === 'private_key_jwt' && jwks === null && jwksUri === null) fail('private_key_jwt requires jwks or jwks_uri');
 
+  // OIDC Dynamic Registration §2: id_token_signed_response_alg; this server signs with its own set.
+  const idTokenAlg = optionalString(m.id_token_signed_response_alg, 'id_token_signed_response_alg', 16);
+  if (idTokenAlg !== null && !policy.idTokenSigningAlgs.includes(idTokenAlg)) {
+    fail(`id_token_signed_response_alg must be one of: ${policy.idTokenSigningAlgs.join(', ')}`);
+  }
   const contacts = stringList(m.contacts, 'contacts', 10, 320) ?? [];
   const clientName = optionalString(m.client_name, 'client_name');
 
   let owner: string | null = null;
   let ttl: number | null = null;
   let firstParty = false;
+  let alwaysRefresh = false;
   if (policy.administrative) {
     owner = optionalString(m.owner, 'owner');
-    if (m.first_party !== undefined && m.first_party !== null && typeof m.first_party !== 'boolean') fail('first_party must be true or false');
+    for (const flag of ['first_party', 'always_issue_refresh_token'] as const) {
+      if (m[flag] !== undefined && m[flag] !== null && typeof m[flag] !== 'boolean') fail(`${flag} must be true or false`);
+    }
     firstParty = m.first_party === true;
+    alwaysRefresh = m.always_issue_refresh_token === true;
     if (m.access_token_ttl !== undefined && m.access_token_ttl !== null) {
       const v = m.access_token_ttl;
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > policy.maxAccessTokenTtl) {
@@ -204,5 +218,7 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
     owner,
     access_token_ttl: ttl,
     first_party: firstParty,
+    always_issue_refresh_token: alwaysRefresh,
+    id_token_signed_response_alg: idTokenAlg,
   };
 }

@@ -23,6 +23,8 @@ export interface ClientTable {
   first_party: number;
   post_logout_redirect_uris: string;
   token_endpoint_auth_signing_alg: string | null;
+  id_token_signed_response_alg: string | null;
+  always_issue_refresh_token: number;
 }
 
 export interface ClientSecretTable {

@@ -279,6 +279,15 @@ describe.each(DIALECTS)('authorization code flow over HTTP on %s', (dialect: Dia
       expect(await isActive(result.access_token)).toBe(true);
     });
 
+    it('a client configured to always receive one gets a refresh token without offline_access', async () => {
+      const always = await createCodeClient(t, { name: 'Always Refresh', confidential: true, alwaysIssueRefreshToken: true, scope: 'openid' });
+      const agent = new BrowserAgent(t.issuer);
+      const user = await newUser();
+      const result = await redeem(always, await authorizeAs(agent, always, user, { scope: 'openid' }));
+      expect(typeof result.refresh_token).toBe('string');
+      expectTokens(await refreshRaw(always, need(result.refresh_token, 'refresh_token')));
+    });
+
     it('confidential client (client_secret_basic): no refresh token without offline_access; userinfo releases claims by scope', async () => {
       const agent = new BrowserAgent(t.issuer);
       const user = await newUser();

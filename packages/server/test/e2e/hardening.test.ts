@@ -116,6 +116,23 @@ describe('hardening', () => {
     expect(read.headers.get('www-authenticate')).toMatch(/error="invalid_token"/);
   });
 
+  it.each([
+    ['HS256', 400],
+    ['ES256', 400],
+    ['RS256', 201],
+  ])('registration with id_token_signed_response_alg %s → %i (the server signs ID tokens with RS256)', async (alg, status) => {
+    const iat = await t.createInitialAccessToken([]);
+    const answer = await fetch(`${t.issuer}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` },
+      body: JSON.stringify({ redirect_uris: ['https://app.example.com/cb'], token_endpoint_auth_method: 'none', id_token_signed_response_alg: alg }),
+    });
+    expect(answer.status).toBe(status);
+    const body = (await answer.json()) as Record<string, unknown>;
+    if (status === 201) expect(body.id_token_signed_response_alg).toBe('RS256');
+    else expect(body.error).toBe('invalid_client_metadata');
+  });
+
   describe('a compromised signing key', () => {
     it('cannot mint tokens that outlive the longest lifetime, nor tokens dated after it retired; revoking it ends its tokens', async () => {
       const c = await t.createClient({ scope: '' });

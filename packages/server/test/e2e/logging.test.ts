@@ -62,7 +62,7 @@ describe('request logs', () => {
   it('writes one JSON line per request with id, method, route, status and duration, and no secret', async () => {
     const created = await createClient(
       server.storage.clients,
-      { client_name: null, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [], first_party: false, scope: [], token_endpoint_auth_method: 'client_secret_basic', token_endpoint_auth_signing_alg: null, jwks: null, jwks_uri: null, contacts: [], owner: null, access_token_ttl: null },
+      { client_name: null, grant_types: ['client_credentials'], response_types: [], redirect_uris: [], post_logout_redirect_uris: [], first_party: false, always_issue_refresh_token: false, id_token_signed_response_alg: null, scope: [], token_endpoint_auth_method: 'client_secret_basic', token_endpoint_auth_signing_alg: null, jwks: null, jwks_uri: null, contacts: [], owner: null, access_token_ttl: null },
       Math.floor(Date.now() / 1000),
       { dynamicallyRegistered: false, registrationToken: false },
     );

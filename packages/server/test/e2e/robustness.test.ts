@@ -167,6 +167,8 @@ beforeAll(async () => {
       redirectUris: ['https://app.example.com/cb'],
       postLogoutRedirectUris: [],
       firstParty: false,
+      alwaysIssueRefreshToken: false,
+      idTokenSignedResponseAlg: null,
       scope: ['read'],
       tokenEndpointAuthMethod: 'client_secret_basic',
       tokenEndpointAuthSigningAlg: null,

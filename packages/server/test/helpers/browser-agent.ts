@@ -367,6 +367,7 @@ export async function createCodeClient(
     firstParty?: boolean;
     postLogoutRedirectUris?: string[];
     grantTypes?: string[];
+    alwaysIssueRefreshToken?: boolean;
   } = {},
 ): Promise<CodeClient> {
   const redirectUris = options.redirectUris ?? ['https://client.example.com/cb'];
@@ -378,6 +379,7 @@ export async function createCodeClient(
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
     scope: options.scope ?? 'openid profile email offline_access',
     ...(options.firstParty === undefined ? {} : { first_party: options.firstParty }),
+    ...(options.alwaysIssueRefreshToken === undefined ? {} : { always_issue_refresh_token: options.alwaysIssueRefreshToken }),
     ...(options.postLogoutRedirectUris === undefined ? {} : { post_logout_redirect_uris: options.postLogoutRedirectUris }),
   });
   const secret = created.clientSecret;

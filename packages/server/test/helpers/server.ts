@@ -95,6 +95,7 @@ export async function startTestServer(
           allowedAuthMethods: TOKEN_ENDPOINT_AUTH_METHODS,
           allowedScopes: null,
           administrative: true,
+          idTokenSigningAlgs: [server.config.tokens.idTokenSigningAlg],
           maxAccessTokenTtl: server.config.tokens.maxAccessTokenTtl,
         },
       );

@@ -22,6 +22,8 @@ function clientInput(clientId: string, overrides: Partial<ClientInput> = {}): Cl
     redirectUris: [],
     postLogoutRedirectUris: [],
     firstParty: false,
+    alwaysIssueRefreshToken: false,
+    idTokenSignedResponseAlg: null,
     scope: ['orders:read'],
     tokenEndpointAuthMethod: 'client_secret_basic',
     tokenEndpointAuthSigningAlg: null,

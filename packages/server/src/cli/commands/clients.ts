@@ -17,6 +17,7 @@ interface ClientOptions {
   redirectUri?: string[];
   postLogoutRedirectUri?: string[];
   firstParty?: boolean;
+  alwaysRefreshToken?: boolean;
   jwksFile?: string;
   jwksUri?: string;
   contact?: string[];
@@ -35,6 +36,8 @@ function withMetadataOptions(command: Command): Command {
     .option('--post-logout-redirect-uri <uri>', 'where users may be sent after signing out, repeatable', collect)
     .option('--first-party', 'an application of your own: users are not asked to consent')
     .option('--no-first-party', 'ask users to consent (the default)')
+    .option('--always-refresh-token', 'a refresh token with every sign-in, even without offline_access (needs the refresh_token grant)')
+    .option('--no-always-refresh-token', 'refresh tokens only with offline_access (the default)')
     .option('--jwks-file <file>', 'JWK Set file with the public keys for private_key_jwt')
     .option('--jwks-uri <uri>', 'https URL of the public keys for private_key_jwt')
     .option('--contact <email>', 'contact, repeatable', collect)
@@ -63,6 +66,8 @@ function metadataFrom(opts: ClientOptions, base?: Client): Record<string, unknow
         redirect_uris: base.redirectUris,
         post_logout_redirect_uris: base.postLogoutRedirectUris,
         first_party: base.firstParty,
+        always_issue_refresh_token: base.alwaysIssueRefreshToken,
+        id_token_signed_response_alg: base.idTokenSignedResponseAlg,
         jwks: base.jwks,
         jwks_uri: base.jwksUri,
         contacts: base.contacts,
@@ -77,6 +82,7 @@ function metadataFrom(opts: ClientOptions, base?: Client): Record<string, unknow
   if (opts.redirectUri !== undefined) m.redirect_uris = opts.redirectUri;
   if (opts.postLogoutRedirectUri !== undefined) m.post_logout_redirect_uris = opts.postLogoutRedirectUri;
   if (opts.firstParty !== undefined) m.first_party = opts.firstParty;
+  if (opts.alwaysRefreshToken !== undefined) m.always_issue_refresh_token = opts.alwaysRefreshToken;
   if (opts.jwksFile !== undefined) {
     m.jwks = readJwks(opts.jwksFile);
     m.jwks_uri = null;
@@ -96,6 +102,7 @@ function validate(metadata: Record<string, unknown>, config: GatehouseConfig) {
     allowedAuthMethods: TOKEN_ENDPOINT_AUTH_METHODS,
     allowedScopes: null,
     administrative: true,
+    idTokenSigningAlgs: [config.tokens.idTokenSigningAlg],
     maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
   });
   if (!verdict.ok) throw new CliError(`${verdict.error}: ${verdict.description}`, 2);
@@ -107,6 +114,7 @@ function describe(client: Client, extra: Record<string, unknown> = {}): Record<s
     ...clientInformation(client),
     owner: client.owner,
     first_party: client.firstParty,
+    always_issue_refresh_token: client.alwaysIssueRefreshToken,
     access_token_ttl: client.accessTokenTtl,
     disabled: client.disabled,
     dynamically_registered: client.dynamicallyRegistered,

@@ -94,6 +94,10 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('clients').addColumn('post_logout_redirect_uris', 'text', (c) => c.notNull().defaultTo('[]')).execute();
   // RFC 7591 §2 token_endpoint_auth_signing_alg: the one algorithm the client's assertions use.
   await db.schema.alterTable('clients').addColumn('token_endpoint_auth_signing_alg', 'varchar(16)').execute();
+  // OIDC Dynamic Registration §2 id_token_signed_response_alg, and whether the client always gets
+  // a refresh token (without offline_access).
+  await db.schema.alterTable('clients').addColumn('id_token_signed_response_alg', 'varchar(16)').execute();
+  await db.schema.alterTable('clients').addColumn('always_issue_refresh_token', 'integer', (c) => c.notNull().defaultTo(0)).execute();
   // Opaque access tokens issued for a user name their family, so revoking it ends them too.
   await db.schema.alterTable('opaque_access_tokens').addColumn('family_id', 'varchar(64)').execute();
   await db.schema.createIndex('refresh_tokens_expires').on('refresh_tokens').column('expires_at').execute();

@@ -140,21 +140,26 @@ export interface Grant {
   lastUsedAt: number | null;
 }
 
-/** What an authorization code is bound to (RFC 6749 §4.1.2, OIDC Core §3.1.2.5). */
-export interface AuthorizationCode {
+/** What a user delegated to a client, and how they signed in: carried by codes and refresh tokens. */
+export interface Delegation {
   clientId: string;
   userId: string;
   grantId: string;
-  redirectUri: string;
-  redirectUriSent: boolean;
-  codeChallenge: string;
-  nonce: string | null;
   scope: string[];
   resources: string[];
+  /** The browser session (OIDC `sid`). */
   sid: string | null;
   authTime: number;
   acr: string | null;
   amr: string[];
+}
+
+/** What an authorization code is bound to (RFC 6749 §4.1.2, OIDC Core §3.1.2.5). */
+export interface AuthorizationCode extends Delegation {
+  redirectUri: string;
+  redirectUriSent: boolean;
+  codeChallenge: string;
+  nonce: string | null;
   createdAt: number;
   expiresAt: number;
   consumedAt: number | null;
@@ -163,17 +168,8 @@ export interface AuthorizationCode {
   accessTokenExpiresAt: number | null;
 }
 
-export interface RefreshToken {
+export interface RefreshToken extends Delegation {
   familyId: string;
-  clientId: string;
-  userId: string;
-  grantId: string;
-  scope: string[];
-  resources: string[];
-  sid: string | null;
-  authTime: number;
-  acr: string | null;
-  amr: string[];
   createdAt: number;
   /** End of the whole lineage (absolute lifetime). */
   expiresAt: number;

@@ -1,24 +1,16 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { AuthorizationCode, RefreshToken } from '../../model.js';
-import { parseJsonList, splitScope } from '../json.js';
+import { delegationFromRow, delegationToRow } from './delegation-columns.js';
 import type { AuthorizationCodeTable, Database } from '../schema.js';
 import { refreshTokenRow } from './refresh-token-repository.js';
 
 function toCode(row: Selectable<AuthorizationCodeTable>): AuthorizationCode {
   return {
-    clientId: row.client_id,
-    userId: row.user_id,
-    grantId: row.grant_id,
+    ...delegationFromRow(row),
     redirectUri: row.redirect_uri,
     redirectUriSent: row.redirect_uri_sent === 1,
     codeChallenge: row.code_challenge,
     nonce: row.nonce,
-    scope: splitScope(row.scope),
-    resources: parseJsonList(row.resources),
-    sid: row.sid,
-    authTime: row.auth_time,
-    acr: row.acr,
-    amr: parseJsonList(row.amr),
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     consumedAt: row.consumed_at,
@@ -48,19 +40,11 @@ export class AuthorizationCodeRepository {
       .insertInto('authorization_codes')
       .values({
         code_hash: codeHash,
-        client_id: code.clientId,
-        user_id: code.userId,
-        grant_id: code.grantId,
+        ...delegationToRow(code),
         redirect_uri: code.redirectUri,
         redirect_uri_sent: code.redirectUriSent ? 1 : 0,
         code_challenge: code.codeChallenge,
         nonce: code.nonce,
-        scope: code.scope.join(' '),
-        resources: JSON.stringify(code.resources),
-        sid: code.sid,
-        auth_time: code.authTime,
-        acr: code.acr,
-        amr: JSON.stringify(code.amr),
         created_at: code.createdAt,
         expires_at: code.expiresAt,
         consumed_at: null,

@@ -1,21 +1,13 @@
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { RefreshToken } from '../../model.js';
-import { parseJsonList, splitScope } from '../json.js';
+import { delegationFromRow, delegationToRow } from './delegation-columns.js';
 import type { Database, RefreshTokenTable } from '../schema.js';
 
 export function refreshTokenRow(tokenHash: string, t: RefreshToken): RefreshTokenTable {
   return {
     token_hash: tokenHash,
+    ...delegationToRow(t),
     family_id: t.familyId,
-    client_id: t.clientId,
-    user_id: t.userId,
-    grant_id: t.grantId,
-    scope: t.scope.join(' '),
-    resources: JSON.stringify(t.resources),
-    sid: t.sid,
-    auth_time: t.authTime,
-    acr: t.acr,
-    amr: JSON.stringify(t.amr),
     created_at: t.createdAt,
     expires_at: t.expiresAt,
     idle_expires_at: t.idleExpiresAt,
@@ -26,16 +18,8 @@ export function refreshTokenRow(tokenHash: string, t: RefreshToken): RefreshToke
 
 function toRefreshToken(row: Selectable<RefreshTokenTable>): RefreshToken {
   return {
+    ...delegationFromRow(row),
     familyId: row.family_id,
-    clientId: row.client_id,
-    userId: row.user_id,
-    grantId: row.grant_id,
-    scope: splitScope(row.scope),
-    resources: parseJsonList(row.resources),
-    sid: row.sid,
-    authTime: row.auth_time,
-    acr: row.acr,
-    amr: parseJsonList(row.amr),
     createdAt: row.created_at,
     expiresAt: row.expires_at,
     idleExpiresAt: row.idle_expires_at,

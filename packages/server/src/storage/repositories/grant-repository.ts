@@ -112,8 +112,4 @@ export class GrantRepository {
       return result.numDeletedRows > 0n;
     });
   }
-
-  async touchGrant(grantId: string, now: number): Promise<void> {
-    await this.db.updateTable('grants').set({ last_used_at: now }).where('grant_id', '=', grantId).execute();
-  }
 }

@@ -19,7 +19,7 @@ export type AuthenticationResult =
 
 export interface AuthenticateUserDeps {
   users: Pick<UserRepository, 'findCredentials' | 'setPasswordHash'>;
-  throttle: Pick<LoginThrottle, 'check' | 'recordFailure' | 'recordSuccess'>;
+  throttle: Pick<LoginThrottle, 'reserve' | 'recordSuccess'>;
   /** Defaults to argon2id verification; tests inject a counting one. */
   verifyPassword?: PasswordVerifier;
   /** Defaults to `hashPassword`; used to upgrade a hash made with older parameters. */
@@ -40,7 +40,8 @@ export interface AuthenticateUserDeps {
 export async function authenticateUser(attempt: SignInAttempt, deps: AuthenticateUserDeps): Promise<AuthenticationResult> {
   const { username, password, ip, now } = attempt;
   const keys = loginThrottleKeys(username, ip);
-  const verdict = await deps.throttle.check(keys, now);
+  // Counted before the password is checked, so parallel guesses are throttled too.
+  const verdict = await deps.throttle.reserve(keys, now);
   if (!verdict.allowed) return { ok: false, reason: 'throttled', retryAfter: verdict.retryAfter };
 
   const verify = deps.verifyPassword ?? verifyPassword;
@@ -48,12 +49,10 @@ export async function authenticateUser(attempt: SignInAttempt, deps: Authenticat
   const storedHash = credentials?.passwordHash ?? null;
   const matches = await verify(storedHash ?? DUMMY_PASSWORD_HASH, password);
 
-  if (credentials === undefined || storedHash === null || !matches || credentials.user.disabled) {
-    await deps.throttle.recordFailure(keys, now);
-    return { ok: false, reason: 'invalid_credentials' };
-  }
+  // The failure was counted in advance.
+  if (credentials === undefined || storedHash === null || !matches || credentials.user.disabled) return { ok: false, reason: 'invalid_credentials' };
 
-  await deps.throttle.recordSuccess(keys);
+  await deps.throttle.recordSuccess(keys, verdict);
   if (passwordNeedsRehash(storedHash)) {
     const rehashed = await (deps.hashPassword ?? hashPassword)(password);
     await deps.users.setPasswordHash(credentials.user.userId, rehashed, now, { endSessions: false, ifCurrentHash: storedHash });

@@ -29,6 +29,9 @@ export type LoginPolicy = GatehouseConfig['login'];
 
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfter: number };
 
+/** An admitted attempt, and what to restore for its address if it succeeds. */
+export type Reservation = { allowed: true; addressBlockedUntil: number } | { allowed: false; retryAfter: number };
+
 /** The SHA-256 digests under which one sign-in attempt is counted. */
 export interface LoginThrottleKeys {
   account: string;
@@ -143,8 +146,40 @@ export class LoginThrottle {
     return throttleVerdict(after, now);
   }
 
-  /** After a successful sign-in: the account's failures are forgotten (the address's are not). */
-  async recordSuccess(keys: LoginThrottleKeys): Promise<void> {
+  /**
+   * Admits one attempt, counted as a failure before the password is checked (a success gives it
+   * back), so attempts sent in parallel cannot all pass a check made before any of them failed:
+   * an attempt goes ahead only if its count came right after the state it was admitted on;
+   * the others are refused, and stay counted.
+   */
+  async reserve(keys: LoginThrottleKeys, now: number): Promise<Reservation> {
+    const before = await this.repository.findThrottleStates([keys.account, keys.address]);
+    const verdict = throttleVerdict(before.values(), now);
+    if (!verdict.allowed) return verdict;
+    const forgetBefore = forgetFailuresBefore(now, this.policy);
+    let nextInLine = true;
+    let wait = 1;
+    for (const key of [keys.account, keys.address]) {
+      const previous = before.get(key);
+      const observed = previous === undefined || previous.lastFailureAt <= forgetBefore ? 0 : previous.failures;
+      const counted = await this.repository.recordFailure(key, now, forgetBefore);
+      const block = blockDuration(counted.failures, this.policy);
+      if (block > 0 && now + block > counted.blockedUntil) await this.repository.extendBlock(key, now + block);
+      if (counted.failures !== observed + 1) {
+        nextInLine = false;
+        wait = Math.max(wait, block);
+      }
+    }
+    return nextInLine ? { allowed: true, addressBlockedUntil: before.get(keys.address)?.blockedUntil ?? 0 } : { allowed: false, retryAfter: wait };
+  }
+
+  /**
+   * After a successful sign-in: the account's failures are forgotten; the address gets back the
+   * failure counted in advance (its earlier failures stay: one valid account must not buy an
+   * address more guesses).
+   */
+  async recordSuccess(keys: LoginThrottleKeys, reservation: { addressBlockedUntil: number }): Promise<void> {
     await this.repository.resetThrottle(keys.account);
+    await this.repository.refundFailure(keys.address, reservation.addressBlockedUntil);
   }
 }

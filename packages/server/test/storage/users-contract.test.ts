@@ -474,6 +474,22 @@ describe.each(DIALECTS)('users contract on %s', (dialect: Dialect) => {
       expect((await authenticateUser({ username: 'erin', password: PASSWORD, ip: '2001:db8:1:3::10', now: t }, deps(counting.verify))).ok).toBe(true);
     });
 
+    it('throttles guesses sent in parallel: they cannot all pass a check made before any failed', async () => {
+      t += 10_000;
+      const counting = countingVerifier();
+      // 50 guesses at once, each from its own address: only the account counter can stop them.
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => authenticateUser({ username: 'erin', password: `guess ${i}`, ip: `198.51.100.${i + 1}`, now: t }, deps(counting.verify))),
+      );
+      // Without counting in advance, every one of them would have reached the password hash.
+      expect(counting.calls.length).toBeLessThanOrEqual(POLICY.freeAttempts);
+      expect(results.filter((r) => !r.ok && r.reason === 'throttled').length).toBeGreaterThanOrEqual(50 - POLICY.freeAttempts);
+      // The account is blocked now, even for the right password.
+      expect((await authenticateUser({ username: 'erin', password: PASSWORD, ip: '198.51.100.200', now: t }, deps())).ok).toBe(false);
+      t += POLICY.maxDelay + 1;
+      expect((await authenticateUser({ username: 'erin', password: PASSWORD, ip: '198.51.100.201', now: t }, deps())).ok).toBe(true);
+    });
+
     it('forgets failures a window after the last one', async () => {
       t += 10_000;
       const ip = nextIp();

@@ -56,6 +56,22 @@ export class LoginThrottleRepository {
     await this.db.updateTable('login_throttle').set({ blocked_until: blockedUntil }).where('key_hash', '=', keyHash).where('blocked_until', '<', blockedUntil).execute();
   }
 
+  /**
+   * Takes back one failure counted in advance for an attempt that then succeeded, and the block
+   * that count may have set: `blocked_until` goes back to at most `blockedUntilBefore`.
+   */
+  async refundFailure(keyHash: string, blockedUntilBefore: number): Promise<void> {
+    await this.db
+      .updateTable('login_throttle')
+      .set((eb) => ({
+        failures: eb('failures', '-', 1),
+        blocked_until: eb.case().when('blocked_until', '>', blockedUntilBefore).then(blockedUntilBefore).else(eb.ref('blocked_until')).end(),
+      }))
+      .where('key_hash', '=', keyHash)
+      .where('failures', '>', 0)
+      .execute();
+  }
+
   /** Forgets the failures of a key (after a successful sign-in). */
   async resetThrottle(keyHash: string): Promise<void> {
     await this.db.deleteFrom('login_throttle').where('key_hash', '=', keyHash).execute();

@@ -12,6 +12,7 @@ import { parseForm, type FormParseResult } from '../protocol/form.js';
 import { afterSignIn, needsConsent, needsLogin } from '../protocol/interaction-decisions.js';
 import { isScopeGranted } from '../protocol/scope.js';
 import { ownerOf } from '../protocol/token-target.js';
+import { matchRedirectUri } from '../protocol/redirect-uri.js';
 import type { ActiveBrowserSession } from '../storage/repositories/session-repository.js';
 import { authenticateUser } from '../users/authenticate-user.js';
 import { digestsEqual, randomToken, sha256 } from '../tokens/random.js';
@@ -22,8 +23,6 @@ const IDENTITY_SCOPE_TEXT: Record<string, string> = {
   openid: 'Sign you in with your account',
   profile: 'See your name and username',
   email: 'See your email address',
-  address: 'See your postal address',
-  phone: 'See your phone number',
   offline_access: 'Keep access while you are away (until you revoke it)',
 };
 
@@ -126,7 +125,17 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
     const client = clientId === undefined ? undefined : await ctx.clientCache.findClient(clientId);
     const verdict = validateAuthorizationRequest(parsed.params, client);
     if (verdict.kind === 'page') return errorPage(request, reply, 400, 'Invalid request', verdict.message);
-    if (verdict.kind === 'redirect') return respondError(reply, verdict, verdict.error, verdict.description);
+    if (verdict.kind === 'redirect') {
+      // RFC 9700 §4.11.2: "The authorization server MUST always authenticate the user first and,
+      // with the exception of the silent authentication use case, prompt the user for
+      // credentials when needed, before redirecting the user." A self-registered client's
+      // redirect URI is anybody's choice: without a signed-in user, its errors stay on a page.
+      const silent = (parsed.params.get('prompt') ?? '').split(' ').includes('none');
+      if (client?.dynamicallyRegistered && !silent && (await sessions.current(request, now)) === undefined) {
+        return errorPage(request, reply, 400, 'Invalid request', `The application sent an invalid request (${verdict.error}: ${verdict.description}).`);
+      }
+      return respondError(reply, verdict, verdict.error, verdict.description);
+    }
     const req = verdict.request;
     if (client === undefined) return errorPage(request, reply, 400, 'Invalid request', 'The application is not known to this server.');
     const targetProblem = await checkTarget(req);
@@ -171,7 +180,8 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
       return undefined;
     }
     const client = await ctx.clientCache.findClient(stored.request.clientId);
-    if (client === undefined || client.disabled) {
+    // The client may have changed since the request: it must still exist, be enabled and have this redirect URI.
+    if (client === undefined || client.disabled || matchRedirectUri(client.redirectUris, stored.request.redirectUri) === undefined) {
       errorPage(request, reply, 400, 'Invalid request', 'The application is not known to this server.');
       return undefined;
     }
@@ -199,6 +209,7 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
           action: `${ctx.paths.interaction}/${id}/login`,
           csrfToken: csrf.csrfTokenFor(request, reply, `login:${id}`),
           clientName: client.clientName ?? client.clientId,
+          clientUnverified: client.dynamicallyRegistered,
           ...(loginError?.username ?? req.loginHint ? { username: loginError?.username ?? req.loginHint ?? '' } : {}),
           ...(loginError ? { error: loginError.message } : {}),
           ...(loginError?.retryAfter !== undefined ? { retryAfter: loginError.retryAfter } : {}),
@@ -212,7 +223,8 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
         'consent',
         {
           action: `${ctx.paths.interaction}/${id}/consent`,
-          csrfToken: csrf.csrfTokenFor(request, reply, `consent:${id}`),
+          // Bound to the session that saw the page: consent shown to one user is never recorded for another.
+          csrfToken: csrf.csrfTokenFor(request, reply, `consent:${id}:${active.session.sid}`),
           clientName: client.clientName ?? client.clientId,
           clientUnverified: client.dynamicallyRegistered,
           scopes: await scopeDescriptions(req),
@@ -265,11 +277,11 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
     const loaded = await loadInteraction(request, reply, now);
     if (loaded === undefined) return reply;
     const form = readPageForm(request);
-    if (form === undefined || !csrf.verifyCsrf(request, `consent:${loaded.id}`, form.get(FORM_FIELDS.csrf))) {
-      return errorPage(request, reply, 403, 'Request refused', 'The form expired or did not come from this site. Go back and try again.');
-    }
     const active = await sessions.current(request, now);
-    if (active === undefined || needsLogin(loaded.req, active.session, now)) return showStep(request, reply, loaded.id, loaded.req, loaded.client, now);
+    if (form === undefined || active === undefined || !csrf.verifyCsrf(request, `consent:${loaded.id}:${active.session.sid}`, form.get(FORM_FIELDS.csrf))) {
+      return errorPage(request, reply, 403, 'Request refused', 'The form expired, did not come from this site, or was shown to someone else. Go back and try again.');
+    }
+    if (needsLogin(loaded.req, active.session, now)) return showStep(request, reply, loaded.id, loaded.req, loaded.client, now);
     const decision = form.get(FORM_FIELDS.decision);
     if (decision === undefined || !(CONSENT_DECISIONS as readonly string[]).includes(decision)) {
       return errorPage(request, reply, 400, 'Invalid request', 'Choose to allow or deny.');

@@ -33,7 +33,9 @@ export function registerLogoutEndpoint(app: FastifyInstance, ctx: ServerContext)
     if (hinted !== undefined && params.get('client_id') !== undefined && params.get('client_id') !== hinted.aud) {
       return 'The sign-out request names two different applications.';
     }
-    const client = clientId === undefined ? undefined : await ctx.clientCache.findClient(clientId);
+    const found = clientId === undefined ? undefined : await ctx.clientCache.findClient(clientId);
+    // A disabled client is not sent anyone.
+    const client = found?.disabled ? undefined : found;
     const redirectUri = params.get('post_logout_redirect_uri') ?? null;
     if (redirectUri !== null) {
       // §3: "The value MUST have been previously registered with the OP"; compared exactly.

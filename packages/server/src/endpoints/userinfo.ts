@@ -33,6 +33,9 @@ export function registerUserinfoEndpoint(app: FastifyInstance, ctx: ServerContex
       return bearerError(reply, 401, 'invalid_token', 'the access token is not valid here');
     }
     if (!(await ctx.storage.refreshTokens.isFamilyActive(info.familyId, now))) return bearerError(reply, 401, 'invalid_token', 'the access token was revoked');
+    // As at introspection: a disabled (or deleted) client's tokens are no longer honoured.
+    const client = await ctx.clientCache.findClient(info.clientId);
+    if (client === undefined || client.disabled) return bearerError(reply, 401, 'invalid_token', 'the access token is not valid here');
     if (!info.scope.includes('openid')) return bearerError(reply, 403, 'insufficient_scope', 'the openid scope is required');
     const user = await ctx.storage.users.findUserById(info.subject);
     if (user === undefined || user.disabled) return bearerError(reply, 401, 'invalid_token', 'the user is no longer active');

@@ -3,6 +3,7 @@ import type { BrowserSessionRepository, ActiveBrowserSession } from '../storage/
 import type { User } from '../storage/repositories/user-repository.js';
 import { randomToken, sha256 } from '../tokens/random.js';
 import type { Cookies } from './cookies.js';
+import { CSRF_COOKIE } from './csrf.js';
 
 const SESSION_COOKIE = 'session';
 /** last_seen_at is written at most this often per session. */
@@ -51,5 +52,7 @@ export class BrowserSessions {
     const value = this.cookies.readCookie(request, SESSION_COOKIE);
     if (value !== undefined) await this.repository.deleteSession(sha256(value));
     this.cookies.clearCookie(reply, SESSION_COOKIE);
+    // A new session gets a new CSRF nonce too (OWASP: renew tokens when the privilege changes).
+    this.cookies.clearCookie(reply, CSRF_COOKIE);
   }
 }

@@ -66,6 +66,8 @@ export interface LoginPageData {
   /** Shown above the form and linked to the inputs with aria-describedby. */
   error?: string;
   clientName?: string;
+  /** The application registered itself (RFC 7591): its name is not vouched for. */
+  clientUnverified?: boolean;
   /** Seconds before another attempt is accepted (the caller also sends 429 and Retry-After). */
   retryAfter?: number;
 }

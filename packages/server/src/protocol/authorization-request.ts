@@ -14,8 +14,8 @@ import { isScopeGranted, parseScope } from './scope.js';
  * at its redirect URI.
  */
 
-/** OpenID Connect identity scopes: consented by the user, not tied to a resource. */
-export const IDENTITY_SCOPES = new Set(['openid', 'profile', 'email', 'address', 'phone', 'offline_access']);
+/** OpenID Connect identity scopes this server serves: consented by the user, not tied to a resource. */
+export const IDENTITY_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 
 export const PROMPT_VALUES = new Set(['none', 'login', 'consent', 'select_account']);
 
@@ -70,10 +70,10 @@ export function validateAuthorizationRequest(params: FormParams, client: Client 
   const state = params.get('state') ?? null;
   const modeParam = params.get('response_mode');
   const responseMode: ResponseMode = modeParam === 'form_post' ? 'form_post' : 'query';
-  const fail = (error: AuthorizationErrorCode, description: string): AuthorizationValidation => ({
+  const fail = (error: AuthorizationErrorCode, description: string, mode: ResponseMode = responseMode): AuthorizationValidation => ({
     kind: 'redirect',
     redirectUri: redirectUri as string,
-    responseMode,
+    responseMode: mode,
     state: state !== null && state.length <= MAX_STATE_LENGTH ? state : null,
     error,
     description,
@@ -81,6 +81,10 @@ export function validateAuthorizationRequest(params: FormParams, client: Client 
 
   if (state !== null && state.length > MAX_STATE_LENGTH) return fail('invalid_request', 'state is too long');
   if (modeParam !== undefined && modeParam !== 'query' && modeParam !== 'form_post') return fail('invalid_request', 'response_mode must be query or form_post');
+  // OAuth 2.0 Form Post Response Mode §2: the browser POSTs to the redirect URI, an http(s) URL.
+  if (responseMode === 'form_post' && !/^https?:/i.test(redirectUri)) {
+    return fail('invalid_request', 'response_mode=form_post needs an http(s) redirect URI', 'query');
+  }
   // OIDC Core §6: "request_not_supported" / "request_uri_not_supported"; §3.1.2.6 registration.
   if (params.has('request')) return fail('request_not_supported', 'request objects are not supported');
   if (params.has('request_uri')) return fail('request_uri_not_supported', 'request_uri is not supported');
@@ -108,7 +112,9 @@ export function validateAuthorizationRequest(params: FormParams, client: Client 
     if (parsed === null) return fail('invalid_scope', 'scope is malformed');
     scope = parsed;
   }
-  const denied = scope.filter((s) => !IDENTITY_SCOPES.has(s) && !isScopeGranted(client.scope, s));
+  // Every scope must be registered for the client, except `openid` itself (OIDC Core §3.1.2.1:
+  // "OpenID Connect requests MUST contain the openid scope value").
+  const denied = scope.filter((s) => s !== 'openid' && !isScopeGranted(client.scope, s));
   if (denied.length > 0) return fail('invalid_scope', 'a requested scope is not allowed for this client');
   if (scope.includes('offline_access') && !client.grantTypes.includes('refresh_token')) {
     return fail('invalid_scope', 'offline_access requires the refresh_token grant');

@@ -124,7 +124,17 @@ describe('matchRedirectUri (OAuth 2.1 §2.3.1 exact match; RFC 8252 §7.3 any lo
     [['http://127.0.0.1/cb?a=1'], 'http://127.0.0.1:9/cb?a=1', true],
     [['http://127.0.0.1/cb?a=1'], 'http://127.0.0.1:9/cb?a=2', false],
     [['https://app.example.com/cb'], 'http://127.0.0.1:9/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:99999/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:65536/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:0/cb', false],
+    [['http://127.0.0.1/cb'], 'http://127.0.0.1:65535/cb', true],
   ])('registered %j, requested %s → %s', (registered, requested, expected) => {
     expect(matchRedirectUri(registered, requested) !== undefined).toBe(expected);
+  });
+});
+
+describe('checkRedirectUri refuses hosts and schemes a browser form cannot target', () => {
+  it.each([['https://my_app.example.com/cb'], ['https://ex ample.com/cb'], ['com.example_app:/cb'], ['com.:/cb']])('%s', (uri) => {
+    expect(checkRedirectUri(uri).ok).toBe(false);
   });
 });

@@ -169,21 +169,25 @@ export interface GrantTable {
   last_used_at: number | null;
 }
 
-export interface AuthorizationCodeTable {
-  code_hash: string;
+/** The columns codes and refresh tokens share: what the user delegated, and how they signed in. */
+export interface DelegationColumns {
   client_id: string;
   user_id: string;
   grant_id: string;
-  redirect_uri: string;
-  redirect_uri_sent: number;
-  code_challenge: string;
-  nonce: string | null;
   scope: string;
   resources: string;
   sid: string | null;
   auth_time: number;
   acr: string | null;
   amr: string;
+}
+
+export interface AuthorizationCodeTable extends DelegationColumns {
+  code_hash: string;
+  redirect_uri: string;
+  redirect_uri_sent: number;
+  code_challenge: string;
+  nonce: string | null;
   created_at: number;
   expires_at: number;
   consumed_at: number | null;
@@ -202,18 +206,9 @@ export interface TokenFamilyTable {
   revoked_at: number | null;
 }
 
-export interface RefreshTokenTable {
+export interface RefreshTokenTable extends DelegationColumns {
   token_hash: string;
   family_id: string;
-  client_id: string;
-  user_id: string;
-  grant_id: string;
-  scope: string;
-  resources: string;
-  sid: string | null;
-  auth_time: number;
-  acr: string | null;
-  amr: string;
   created_at: number;
   expires_at: number;
   idle_expires_at: number;

@@ -1,18 +1,6 @@
 import type { Delegation } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
-
-/** The columns authorization codes and refresh tokens share: what the user delegated, and how they signed in. */
-export interface DelegationColumns {
-  client_id: string;
-  user_id: string;
-  grant_id: string;
-  scope: string;
-  resources: string;
-  sid: string | null;
-  auth_time: number;
-  acr: string | null;
-  amr: string;
-}
+import type { DelegationColumns } from '../schema.js';
 
 export function delegationFromRow(row: DelegationColumns): Delegation {
   return {

@@ -20,18 +20,11 @@ export interface BrowserSession {
   expiresAt: number;
 }
 
-export interface NewBrowserSession {
-  /** `sha256(cookieValue)` from tokens/random.ts; the cookie value itself is never stored. */
-  sessionHash: string;
-  sid: string;
-  userId: string;
-  authTime: number;
-  amr: string[];
-  acr: string | null;
-  /** Absolute end: typically `now + config.sessions.absoluteLifetime`. */
-  expiresAt: number;
-  now: number;
-}
+/**
+ * A session to create: `sessionHash` is `sha256(cookieValue)` (the cookie value itself is never
+ * stored), `expiresAt` the absolute end (typically `now + config.sessions.absoluteLifetime`).
+ */
+export type NewBrowserSession = Omit<BrowserSession, 'createdAt' | 'lastSeenAt'> & { now: number };
 
 export interface ActiveBrowserSession {
   session: BrowserSession;

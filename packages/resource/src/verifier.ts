@@ -244,7 +244,8 @@ export function createAccessTokenVerifier(options: VerifierOptions): AccessToken
         clockTolerance: tolerance,
         currentDate: new Date(current * 1000),
         typ: 'at+jwt',
-        requiredClaims: ['iss', 'aud', 'exp', 'iat'],
+        // RFC 9068 §2.2: iss, exp, aud, sub, client_id, iat and jti are REQUIRED.
+        requiredClaims: ['iss', 'aud', 'exp', 'iat', 'sub', 'jti', 'client_id'],
       }));
     } catch (error) {
       if (error instanceof IssuerUnavailableError) throw error;
@@ -255,6 +256,9 @@ export function createAccessTokenVerifier(options: VerifierOptions): AccessToken
     }
     if (typeof payload.iat !== 'number' || payload.iat > current + tolerance) throw errors.invalidToken('The access token\'s "iat" claim is invalid');
     if (typeof payload.exp !== 'number') throw errors.invalidToken('The access token has no expiry');
+    for (const claim of ['sub', 'jti', 'client_id'] as const) {
+      if (typeof payload[claim] !== 'string' || payload[claim] === '') throw errors.invalidToken(`The access token's "${claim}" claim is invalid`);
+    }
     return {
       format: 'jwt',
       iss: options.issuer,

@@ -221,6 +221,11 @@ describe('verifyAccessToken against a real Gatehouse', () => {
   });
 
   describe('forged and edge-case JWTs', () => {
+    it.each([['sub'], ['jti'], ['client_id']])('refuses a correctly signed token without the RFC 9068 §2.2 REQUIRED claim %s', async (claim) => {
+      await expectBearerError(verifier.verify(bearer(await signed(claims({ [claim]: undefined })))), 401, 'invalid_token');
+      await expectBearerError(verifier.verify(bearer(await signed(claims({ [claim]: 42 })))), 401, 'invalid_token');
+    });
+
     it('never accepts alg none in any spelling', async () => {
       const { kid } = serverKey();
       for (const alg of ['none', 'None', 'NONE', 'nOnE']) {

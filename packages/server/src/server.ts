@@ -25,6 +25,7 @@ import { createCsrf, CSRF_KEY_INFO } from './interaction/csrf.js';
 import { createPageRenderer, registerAssets } from './interaction/pages.js';
 import { BrowserSessions } from './interaction/browser-sessions.js';
 import { LoginThrottle } from './users/login-throttle.js';
+import { runJanitor } from './janitor.js';
 import { createGrantRegistry } from './grants/grant-handler.js';
 import { createHttpApp } from './http/app.js';
 import { loadKeyEncryptionKey, type KeyEncryptionKey } from './keys/key-encryption.js';
@@ -88,6 +89,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   const logger = options.logger ?? createLogger(config.logLevel);
   const storage = openConfiguredStorage(config);
   let timer: NodeJS.Timeout | undefined;
+  let janitorTimer: NodeJS.Timeout | undefined;
   let watcher: ChangeWatcher | undefined;
   try {
     if (config.migrateOnStart) {
@@ -213,12 +215,23 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       keys
         .ensureKeys(now)
         .then((r) => (r.length > 0 ? logger.info({ rotated: r }, 'signing keys rotated') : undefined))
-        // A key past its end left the JWKS; its encrypted private key has no more use.
-        .then(() => storage.keys.deleteExpiredKeys(now))
         .then(() => keys.refresh(now))
         .catch((err: unknown) => logger.warn({ err }, 'key refresh failed'));
     }, config.keys.refreshInterval * 1000);
     timer.unref();
+
+    // The janitor keeps tables bounded; instances take turns through a lock.
+    if (config.janitor.interval > 0) {
+      janitorTimer = setInterval(() => {
+        runJanitor(storage, config, clock())
+          .then((report) => {
+            const deleted = report === undefined ? 0 : Object.values(report).reduce((a, b) => a + b, 0);
+            if (report !== undefined && deleted > 0) logger.info({ deleted: report }, 'janitor deleted expired rows');
+          })
+          .catch((err: unknown) => logger.warn({ err }, 'janitor run failed'));
+      }, config.janitor.interval * 1000);
+      janitorTimer.unref();
+    }
 
     let closed = false;
     return {
@@ -234,6 +247,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         if (closed) return;
         closed = true;
         clearInterval(timer);
+        clearInterval(janitorTimer);
         watcher?.stop();
         await app.close();
         await storage.close();
@@ -242,6 +256,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     };
   } catch (err) {
     clearInterval(timer);
+    clearInterval(janitorTimer);
     watcher?.stop();
     await storage.close().catch(() => undefined);
     throw err;

@@ -101,6 +101,16 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    janitor: z
+      .object({
+        /** How often an instance deletes expired rows (one instance at a time); 0 turns it off in `start`. */
+        interval: duration('5m'),
+        /** Rows per delete statement, and statements per table per run. */
+        batchSize: z.number().int().min(10).max(10_000).default(500),
+        maxBatches: z.number().int().min(1).max(10_000).default(100),
+      })
+      .strict()
+      .prefault({}),
     sessions: z
       .object({
         /** A browser session ends this long after sign-in, however active. */

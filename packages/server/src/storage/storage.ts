@@ -13,6 +13,7 @@ import { AuthorizationCodeRepository } from './repositories/authorization-code-r
 import { GrantRepository } from './repositories/grant-repository.js';
 import { InteractionRepository } from './repositories/interaction-repository.js';
 import { RefreshTokenRepository } from './repositories/refresh-token-repository.js';
+import { JanitorRepository } from './repositories/janitor-repository.js';
 
 /** Every repository over one database handle. */
 export class Storage {
@@ -29,6 +30,7 @@ export class Storage {
   readonly grants: GrantRepository;
   readonly codes: AuthorizationCodeRepository;
   readonly refreshTokens: RefreshTokenRepository;
+  readonly janitor: JanitorRepository;
 
   constructor(readonly handle: DatabaseHandle) {
     const db = handle.db;
@@ -45,6 +47,7 @@ export class Storage {
     this.grants = new GrantRepository(db);
     this.codes = new AuthorizationCodeRepository(db);
     this.refreshTokens = new RefreshTokenRepository(db);
+    this.janitor = new JanitorRepository(db);
     this.#generationsSql = db.selectFrom('generations').select(['name', 'value']).compile().sql;
   }
 

@@ -269,6 +269,14 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
     expect(again.stdout.trim()).toBe('database is up to date');
   });
 
+  it('janitor deletes expired rows now and reports them by table', async () => {
+    const { deleted } = await runJson<{ deleted: Record<string, number> }>(['janitor', '--json']);
+    expect(Object.keys(deleted).sort()).toEqual(
+      ['authorization_codes', 'browser_sessions', 'initial_access_tokens', 'interactions', 'login_throttle', 'opaque_access_tokens', 'revoked_access_tokens', 'signing_keys', 'token_families', 'used_assertions'],
+    );
+    expect(Object.values(deleted).every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
+  });
+
   it('resources create, list, show and delete', async () => {
     const created = await runJson([
       'resources', 'create', '--identifier', RESOURCE, '--name', 'Example API',

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { maskConfig } from '../../config/load.js';
 import { migrateToLatest } from '../../storage/database.js';
 import { openConfiguredStorage } from '../../server.js';
-import { configFrom, output } from '../shared.js';
+import { configFrom, output, withStorage } from '../shared.js';
+import { runJanitor } from '../../janitor.js';
 
 export function registerAdminCommands(program: Command): void {
   program
@@ -20,6 +21,21 @@ export function registerAdminCommands(program: Command): void {
       } finally {
         await storage.close();
       }
+    });
+
+  program
+    .command('janitor')
+    .description('delete expired codes, tokens, sessions and the like now (start also does it every janitor.interval)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }, command: Command) => {
+      await withStorage(command, async (storage, config) => {
+        const report = await runJanitor(storage, config, Math.floor(Date.now() / 1000), `cli:${process.pid}`);
+        if (report === undefined) {
+          output(opts.json, { skipped: 'another instance is sweeping right now' });
+          return;
+        }
+        output(opts.json, { deleted: report });
+      });
     });
 
   program

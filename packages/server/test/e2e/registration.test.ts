@@ -8,18 +8,13 @@ import * as oauth from 'oauth4webapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkRedirectUri } from '../../src/protocol/redirect-uri.js';
 import { basicAuth, DIALECTS, startTestServer, type TestServer } from '../helpers/server.js';
+import { expectOAuthError, toAnswer, type Answer } from '../helpers/answers.js';
 
 const TIMEOUT_MS = 5_000;
 const JSON_TYPE = 'application/json';
 /** A secret value no response may ever contain. */
 const MARKER = 'S3cret-Marker-never-echo-4be21d';
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: unknown;
-}
 
 type Json = Record<string, unknown>;
 
@@ -50,24 +45,11 @@ async function call(
   if (options.body !== undefined) body = JSON.stringify(options.body);
   if (body !== undefined) headers['content-type'] = options.contentType ?? JSON_TYPE;
   const response = await fetch(url, { method, headers, ...(body === undefined ? {} : { body }), signal: AbortSignal.timeout(TIMEOUT_MS) });
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
   expect(response.headers.get('cache-control'), `${method} ${url} → ${response.status}`).toBe('no-store');
-  return { status: response.status, headers: response.headers, text, json };
+  return toAnswer(response.status, response.headers, await response.text());
 }
 
-function expectError(answer: Answer, status: number, error: string, description?: string | RegExp): void {
-  expect({ status: answer.status, body: answer.json }).toMatchObject({ status, body: { error } });
-  expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
-  const text = (answer.json as { error_description?: string }).error_description;
-  if (typeof description === 'string') expect(text).toBe(description);
-  else if (description) expect(text).toMatch(description);
-}
+const expectError = expectOAuthError;
 
 /** RFC 6750 §3.1: a request without any credentials gets a bare challenge, no error code. */
 function expectBareChallenge(answer: Answer): void {

@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/tokens/random.js';
 import { basicAuth, startTestServer, type TestServer } from '../helpers/server.js';
+import { expectOAuthError, toAnswer, type Answer } from '../helpers/answers.js';
 
 const TIMEOUT_MS = 5_000;
 const BODY_LIMIT = 64 * 1024;
@@ -19,27 +20,7 @@ const RESOURCE = 'https://api.example.com';
 /** A secret value no response may ever contain. */
 const MARKER = 'S3cret-Marker-never-echo-7f3a9c';
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  text: string;
-  json: unknown;
-}
 
-interface ErrorBody {
-  error: string;
-  error_description?: string;
-}
-
-function toAnswer(status: number, headers: Headers, text: string): Answer {
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status, headers, text, json };
-}
 
 function form(params: Record<string, string | string[]>): string {
   const out = new URLSearchParams();
@@ -122,16 +103,6 @@ function parseRawResponse(raw: string): Answer | undefined {
 }
 
 /** The shape every error must have: status, JSON `error` code, no-store. */
-function expectOAuthError(answer: Answer, status: number, error: string, description?: string | RegExp): ErrorBody {
-  expect({ status: answer.status, body: answer.json }).toMatchObject({ status, body: { error } });
-  expect(answer.headers.get('content-type')).toMatch(/^application\/json/);
-  expect(answer.headers.get('cache-control')).toBe('no-store');
-  const body = answer.json as ErrorBody;
-  if (body.error_description !== undefined) expect(typeof body.error_description).toBe('string');
-  if (typeof description === 'string') expect(body.error_description).toBe(description);
-  else if (description) expect(body.error_description).toMatch(description);
-  return body;
-}
 
 /** Neither the body nor any header may carry a secret the client sent. */
 function expectNoSecret(answer: Answer, ...secrets: string[]): void {

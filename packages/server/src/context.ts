@@ -31,6 +31,10 @@ export interface EndpointUrls {
   revocation: string;
   jwks: string;
   registration: string;
+  /** RFC 8628 §3.1 device authorization endpoint. */
+  deviceAuthorization: string;
+  /** RFC 8628 §3.2 verification_uri: where the user enters the code. */
+  device: string;
 }
 
 export interface EndpointPaths {
@@ -46,6 +50,9 @@ export interface EndpointPaths {
   revocation: string;
   jwks: string;
   registration: string;
+  deviceAuthorization: string;
+  /** The device verification page; `${device}/login` and `${device}/confirm` are its forms. */
+  device: string;
 }
 
 export function endpointPaths(issuer: string): EndpointPaths {
@@ -62,6 +69,8 @@ export function endpointPaths(issuer: string): EndpointPaths {
     revocation: `${base}/revoke`,
     jwks: `${base}/jwks`,
     registration: `${base}/register`,
+    deviceAuthorization: `${base}/device_authorization`,
+    device: `${base}/device`,
   };
 }
 
@@ -76,6 +85,8 @@ export function endpointUrls(issuer: string): EndpointUrls {
     revocation: `${issuer}/revoke`,
     jwks: `${issuer}/jwks`,
     registration: `${issuer}/register`,
+    deviceAuthorization: `${issuer}/device_authorization`,
+    device: `${issuer}/device`,
   };
 }
 
@@ -97,6 +108,8 @@ export interface ServerContext {
     csrf: Csrf;
     sessions: BrowserSessions;
     loginThrottle: LoginThrottle;
+    /** HMAC key of device-flow user codes (protocol/user-code.ts), the same on every instance. */
+    userCodeKey: Buffer;
   };
   usage: ClientUsageRecorder;
   logger: Logger;

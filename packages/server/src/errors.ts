@@ -15,6 +15,9 @@ export type OAuthErrorCode =
   | 'invalid_client_metadata'
   | 'invalid_redirect_uri'
   | 'access_denied'
+  | 'authorization_pending'
+  | 'slow_down'
+  | 'expired_token'
   | 'unsupported_response_type'
   | 'server_error'
   | 'temporarily_unavailable';
@@ -127,6 +130,27 @@ export class InvalidClientMetadataError extends OAuthError {
 export class InvalidRedirectUriError extends OAuthError {
   constructor(description?: string, options?: Opts) {
     super('invalid_redirect_uri', 400, description, options);
+  }
+}
+
+/** RFC 6749 §5.2 / RFC 8628 §3.5: the resource owner or the authorization server denied the request. */
+export class AccessDeniedError extends OAuthError {
+  constructor(description?: string, options?: Opts) {
+    super('access_denied', 400, description, options);
+  }
+}
+
+/**
+ * RFC 8628 §3.5: "authorization_pending — The authorization request is still pending as the end
+ * user hasn't yet completed the user-interaction steps"; "slow_down — A variant of
+ * "authorization_pending", the authorization request is still pending and polling should
+ * continue, but the interval MUST be increased by 5 seconds for this and all subsequent
+ * requests"; "expired_token — The "device_code" has expired, and the device authorization
+ * session has concluded."
+ */
+export class DevicePollError extends OAuthError {
+  constructor(code: 'authorization_pending' | 'slow_down' | 'expired_token', description?: string) {
+    super(code, 400, description);
   }
 }
 

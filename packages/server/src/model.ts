@@ -4,8 +4,11 @@ import type { JSONWebKeySet } from 'jose';
 export const TOKEN_ENDPOINT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
+/** RFC 8628 §3.4: the grant_type of the device access token request. */
+export const DEVICE_CODE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:device_code';
+
 /** Grant types this server implements today. */
-export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT_TYPE] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
 
 export type AccessTokenFormat = 'jwt' | 'opaque';
@@ -177,4 +180,32 @@ export interface RefreshToken extends Delegation {
   idleExpiresAt: number;
   rotatedAt: number | null;
   revoked: boolean;
+}
+
+/** Where a device authorization request (RFC 8628) stands. */
+export type DeviceAuthorizationStatus = 'pending' | 'approved' | 'denied' | 'locked' | 'consumed';
+
+/** Who approved a device authorization, and how they signed in. */
+export type DeviceApproval = Omit<Delegation, 'clientId' | 'scope' | 'resources'>;
+
+/** A device authorization request (RFC 8628 §3.1), from the device's request to its redemption. */
+export interface DeviceAuthorization {
+  clientId: string;
+  scope: string[];
+  resources: string[];
+  status: DeviceAuthorizationStatus;
+  /** Wrong user codes typed against this request's selector. */
+  failedAttempts: number;
+  /** RFC 8628 §3.5: the polling interval, grown by every slow_down. */
+  pollInterval: number;
+  lastPolledAt: number | null;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt: number | null;
+  /** Set when the user approved. */
+  approval: DeviceApproval | null;
+  /** What the redemption issued (so a replay can revoke it). */
+  familyId: string | null;
+  accessTokenJti: string | null;
+  accessTokenExpiresAt: number | null;
 }

@@ -15,6 +15,8 @@ import { registerTokenEndpoint } from './endpoints/token.js';
 import { createClientCredentialsGrant } from './grants/client-credentials.js';
 import { createAuthorizationCodeGrant } from './grants/authorization-code.js';
 import { createRefreshTokenGrant } from './grants/refresh-token.js';
+import { createDeviceCodeGrant } from './grants/device-code.js';
+import { registerDeviceEndpoints } from './endpoints/device.js';
 import { registerAuthorizationEndpoints } from './endpoints/authorize.js';
 import { registerUserinfoEndpoint } from './endpoints/userinfo.js';
 import { registerLogoutEndpoint } from './endpoints/logout.js';
@@ -22,6 +24,7 @@ import { registerAccountEndpoints } from './endpoints/account.js';
 import { IdTokenService } from './tokens/id-token.js';
 import { createCookies, registerCookies } from './interaction/cookies.js';
 import { createCsrf, CSRF_KEY_INFO } from './interaction/csrf.js';
+import { USER_CODE_KEY_INFO } from './protocol/user-code.js';
 import { createPageRenderer, registerAssets } from './interaction/pages.js';
 import { BrowserSessions } from './interaction/browser-sessions.js';
 import { LoginThrottle } from './users/login-throttle.js';
@@ -130,15 +133,16 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
       isUserActive,
     };
+    const lineage = {
+      ...delegated,
+      refreshTokens: storage.refreshTokens,
+      revokedAccessTokens: storage.accessTokens,
+      refreshTokenTtl: config.authorization.refreshTokenTtl,
+      refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
+    };
     const grants = createGrantRegistry([
-      createAuthorizationCodeGrant({
-        ...delegated,
-        codes: storage.codes,
-        refreshTokens: storage.refreshTokens,
-        revokedAccessTokens: storage.accessTokens,
-        refreshTokenTtl: config.authorization.refreshTokenTtl,
-        refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
-      }),
+      createAuthorizationCodeGrant({ ...lineage, codes: storage.codes }),
+      createDeviceCodeGrant({ ...lineage, deviceCodes: storage.deviceCodes }),
       createRefreshTokenGrant({
         ...delegated,
         refreshTokens: storage.refreshTokens,
@@ -171,6 +175,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         csrf: createCsrf({ key: kek.deriveKey(CSRF_KEY_INFO), cookies }),
         sessions: new BrowserSessions(storage.sessions, cookies, config.sessions),
         loginThrottle: new LoginThrottle(storage.loginThrottle, config.login),
+        userCodeKey: kek.deriveKey(USER_CODE_KEY_INFO),
       },
       clientAuth: {
         clients: clientCache,
@@ -204,6 +209,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     registerRevocationEndpoint(app, ctx);
     if (config.registration.enabled) registerRegistrationEndpoints(app, ctx);
     registerAuthorizationEndpoints(app, ctx);
+    registerDeviceEndpoints(app, ctx);
     registerUserinfoEndpoint(app, ctx);
     registerLogoutEndpoint(app, ctx);
     registerAccountEndpoints(app, ctx);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../protocol/duration.js';
 import { checkIssuer } from '../protocol/issuer.js';
+import { DEVICE_CODE_GRANT_TYPE } from '../model.js';
 
 /**
  * The one documented source of truth for configuration. Every setting has a default that is
@@ -149,6 +150,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    device: z
+      .object({
+        /** RFC 8628 §3.2 expires_in: how long a device code and its user code stay valid. */
+        codeTtl: duration('10m').refine((v) => v >= 60 && v <= 3600, 'between 1 minute and 1 hour'),
+        /** RFC 8628 §3.2 interval: the least time between polls; each slow_down adds 5 seconds. */
+        pollInterval: duration('5s').refine((v) => v >= 1 && v <= 60, 'between 1 and 60 seconds'),
+        /** Wrong user codes typed against one pending request before it is locked (the device is told access_denied). */
+        userCodeAttempts: z.number().int().min(1).max(20).default(5),
+      })
+      .strict()
+      .prefault({}),
     ui: z
       .object({
         /** Product name, logo and colours on the login, consent, device and account pages. */
@@ -182,8 +194,8 @@ export const configSchema = z
         /** DANGEROUS: lets anyone register a client without an initial access token. */
         dangerouslyAllowOpenRegistration: z.boolean().default(false),
         allowedGrantTypes: z
-          .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials']))
-          .default(['authorization_code', 'refresh_token', 'client_credentials']),
+          .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT_TYPE]))
+          .default(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT_TYPE]),
         allowedAuthMethods: z
           .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']))
           .default(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.js';
-import { CONSENT_DECISIONS, FORM_FIELDS, type ScopeDescription } from '../interaction/pages.js';
+import { CONSENT_DECISIONS, FORM_FIELDS } from '../interaction/pages.js';
+import { describeScopes, signInWithPassword, type SignInProblem } from '../interaction/sign-in.js';
 import type { AuthorizationRequest, Client, ResponseMode } from '../model.js';
 import {
   authorizationResponseParams,
@@ -11,20 +12,11 @@ import {
 import { parseForm, type FormParseResult } from '../protocol/form.js';
 import { afterSignIn, needsConsent, needsLogin } from '../protocol/interaction-decisions.js';
 import { isScopeGranted } from '../protocol/scope.js';
-import { ownerOf } from '../protocol/token-target.js';
+import { checkDelegationTarget } from '../protocol/token-target.js';
 import { matchRedirectUri } from '../protocol/redirect-uri.js';
 import type { ActiveBrowserSession } from '../storage/repositories/session-repository.js';
-import { authenticateUser } from '../users/authenticate-user.js';
 import { digestsEqual, randomToken, sha256 } from '../tokens/random.js';
 import { methodNotAllowed } from '../http/app.js';
-
-/** What the consent page says about the OpenID Connect scopes. */
-const IDENTITY_SCOPE_TEXT: Record<string, string> = {
-  openid: 'Sign you in with your account',
-  profile: 'See your name and username',
-  email: 'See your email address',
-  offline_access: 'Keep access while you are away (until you revoke it)',
-};
 
 /** The cookie tying a pending interaction to the browser that started it. */
 const BINDING_COOKIE = 'binding';
@@ -57,24 +49,9 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
   const respondError = (reply: FastifyReply, req: Pick<AuthorizationRequest, 'redirectUri' | 'responseMode' | 'state'>, error: AuthorizationErrorCode, description: string) =>
     respond(reply, req.redirectUri, req.responseMode, authorizationResponseParams(config.issuer, req.state, { error, description }));
 
-  /**
-   * RFC 8707 §2 / Gatehouse rules: every requested resource must exist, and every API scope must
-   * belong to a requested resource (or, without `resource`, to at most one resource).
-   */
+  /** RFC 8707 §2 / Gatehouse rules, against the resource catalog (protocol/token-target.ts). */
   async function checkTarget(req: AuthorizationRequest): Promise<{ error: AuthorizationErrorCode; description: string } | undefined> {
-    const { resources, owners } = await ctx.catalog.snapshot();
-    for (const r of req.resources) if (!resources.has(r)) return { error: 'invalid_target', description: 'unknown resource' };
-    const apiScopes = req.scope.filter((s) => !IDENTITY_SCOPES.has(s));
-    const scopeOwners = new Set(apiScopes.map((s) => ownerOf(s, owners)).filter((o): o is string => o !== undefined));
-    if (req.resources.length > 0) {
-      for (const s of apiScopes) {
-        const owner = ownerOf(s, owners);
-        if (owner === undefined || !req.resources.includes(owner)) return { error: 'invalid_scope', description: 'a scope does not belong to a requested resource' };
-      }
-    } else if (scopeOwners.size > 1) {
-      return { error: 'invalid_target', description: 'the scopes belong to several resources; name them with the resource parameter' };
-    }
-    return undefined;
+    return checkDelegationTarget(req.scope, req.resources, await ctx.catalog.snapshot(), IDENTITY_SCOPES);
   }
 
   function bindingHash(request: FastifyRequest, reply: FastifyReply): string {
@@ -188,17 +165,7 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
     return { id, req: stored.request, client };
   }
 
-  async function scopeDescriptions(req: AuthorizationRequest): Promise<ScopeDescription[]> {
-    const { resources, owners } = await ctx.catalog.snapshot();
-    return req.scope.map((name) => {
-      if (IDENTITY_SCOPES.has(name)) return { name, description: IDENTITY_SCOPE_TEXT[name] ?? name };
-      const owner = ownerOf(name, owners);
-      const defined = owner === undefined ? undefined : resources.get(owner)?.scopes.find((s) => s.name === name);
-      return { name, description: defined?.description ?? name };
-    });
-  }
-
-  async function showStep(request: FastifyRequest, reply: FastifyReply, id: string, req: AuthorizationRequest, client: Client, now: number, status = 200, loginError?: { message: string; retryAfter?: number; username?: string }) {
+  async function showStep(request: FastifyRequest, reply: FastifyReply, id: string, req: AuthorizationRequest, client: Client, now: number, status = 200, loginError?: SignInProblem) {
     const active = await sessions.current(request, now);
     const formAction = [req.redirectUri];
     if (loginError !== undefined || needsLogin(req, active?.session, now)) {
@@ -227,7 +194,7 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
           csrfToken: csrf.csrfTokenFor(request, reply, `consent:${id}:${active.session.sid}`),
           clientName: client.clientName ?? client.clientId,
           clientUnverified: client.dynamicallyRegistered,
-          scopes: await scopeDescriptions(req),
+          scopes: await describeScopes(ctx, req.scope),
           resources: req.resources,
           userName: active.user.name ?? active.user.username,
         },
@@ -256,18 +223,8 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
     if (form === undefined || !csrf.verifyCsrf(request, `login:${loaded.id}`, form.get(FORM_FIELDS.csrf))) {
       return errorPage(request, reply, 403, 'Request refused', 'The form expired or did not come from this site. Go back and try again.');
     }
-    const username = form.get(FORM_FIELDS.username) ?? '';
-    const password = form.get(FORM_FIELDS.password) ?? '';
-    const result = await authenticateUser({ username, password, ip: request.ip, now }, { users: storage.users, throttle: ctx.web.loginThrottle });
-    if (!result.ok) {
-      if (result.reason === 'throttled') {
-        reply.header('retry-after', String(result.retryAfter));
-        return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, 429, { message: 'Too many attempts. Wait a moment and try again.', retryAfter: result.retryAfter, username });
-      }
-      // The form again, 200: a 401 would need a WWW-Authenticate challenge (RFC 9110 §15.5.2).
-      return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, 200, { message: 'The username or password is not correct.', username });
-    }
-    await sessions.start(request, reply, result.user, now, ['pwd']);
+    const outcome = await signInWithPassword(ctx, request, reply, form, now);
+    if (!outcome.ok) return showStep(request, reply, loaded.id, loaded.req, loaded.client, now, outcome.status, outcome.problem);
     await storage.interactions.updateInteractionRequest(loaded.id, afterSignIn(loaded.req));
     return reply.header('cache-control', 'no-store').redirect(`${ctx.paths.interaction}/${loaded.id}`, 303);
   });

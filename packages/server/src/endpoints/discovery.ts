@@ -3,6 +3,7 @@ import { SUPPORTED_AUTH_METHODS } from '../client-auth/authenticate-client.js';
 import { CLIENT_ASSERTION_ALGS } from '../config/schema.js';
 import type { ServerContext } from '../context.js';
 import { methodNotAllowed } from '../http/app.js';
+import { DEVICE_CODE_GRANT_TYPE } from '../model.js';
 
 /**
  * RFC 8414 authorization server metadata: exactly what is implemented and enabled, never more.
@@ -29,6 +30,9 @@ export function buildMetadata(ctx: ServerContext): Record<string, unknown> {
     revocation_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGS],
   };
   if (config.registration.enabled) metadata.registration_endpoint = urls.registration;
+  // RFC 8628 §4: "device_authorization_endpoint OPTIONAL. URL of the authorization server's
+  // device authorization endpoint".
+  if (ctx.grants.has(DEVICE_CODE_GRANT_TYPE)) metadata.device_authorization_endpoint = urls.deviceAuthorization;
   if (codeFlow) {
     Object.assign(metadata, {
       response_modes_supported: ['query', 'form_post'],

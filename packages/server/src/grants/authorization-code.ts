@@ -1,20 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { InvalidGrantError, InvalidRequestError } from '../errors.js';
-import type { RefreshToken } from '../model.js';
 import { verifyCodeVerifier } from '../protocol/pkce.js';
-import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
-import { GrantRevokedError, type AuthorizationCodeRepository } from '../storage/repositories/authorization-code-repository.js';
-import type { RefreshTokenRepository } from '../storage/repositories/refresh-token-repository.js';
-import { randomToken, sha256 } from '../tokens/random.js';
-import { mintDelegatedTokens, readDelegatedParams, type DelegatedTokenDeps } from './delegated-tokens.js';
+import type { AuthorizationCodeRepository } from '../storage/repositories/authorization-code-repository.js';
+import { GrantRevokedError } from '../storage/repositories/lineage.js';
+import { sha256 } from '../tokens/random.js';
+import { mintNewLineage, readResourceParam, revokeLineage, type LineageDeps } from './delegated-tokens.js';
 import type { GrantHandler, TokenResponse } from './grant-handler.js';
 
-export interface AuthorizationCodeDeps extends DelegatedTokenDeps {
+export interface AuthorizationCodeDeps extends LineageDeps {
   codes: AuthorizationCodeRepository;
-  refreshTokens: RefreshTokenRepository;
-  revokedAccessTokens: AccessTokenRepository;
-  refreshTokenTtl: number;
-  refreshTokenIdleTtl: number;
   /** Whether the user may still act (exists, not disabled). */
   isUserActive(userId: string): Promise<boolean>;
 }
@@ -33,7 +26,7 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
       const verifier = params.get('code_verifier');
       // RFC 7636 §4.5: "code_verifier REQUIRED. Code verifier".
       if (verifier === undefined) throw new InvalidRequestError('code_verifier is required');
-      const { resource } = readDelegatedParams(params);
+      const resource = readResourceParam(params);
       const codeHash = sha256(code);
       const stored = await deps.codes.findAuthorizationCode(codeHash);
       // RFC 6749 §4.1.3: the server MUST "ensure that the authorization code was issued to the
@@ -58,54 +51,10 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
       if (stored.expiresAt <= now) throw new InvalidGrantError('the authorization code has expired');
       if (!(await deps.isUserActive(stored.userId))) throw new InvalidGrantError('the user can no longer sign in');
 
-      const familyId = randomBytes(16).toString('hex');
-      const familyExpiresAt = now + deps.refreshTokenTtl;
-      const authentication = { authTime: stored.authTime, acr: stored.acr, amr: stored.amr, sid: stored.sid };
-      const minted = await mintDelegatedTokens(deps, {
-        client,
-        userId: stored.userId,
-        grantedScope: stored.scope,
-        grantedResources: stored.resources,
-        requestedScope: null,
-        resource,
-        familyId,
-        authentication,
-        nonce: stored.nonce,
-        now,
-      });
-      // A refresh token when the client may refresh and the user granted offline access, or the
-      // client is configured to always receive one.
-      let refresh: { tokenHash: string; token: RefreshToken; value: string } | undefined;
-      if (client.grantTypes.includes('refresh_token') && (stored.scope.includes('offline_access') || client.alwaysIssueRefreshToken)) {
-        const value = randomToken();
-        refresh = {
-          value,
-          tokenHash: sha256(value),
-          token: {
-            familyId,
-            clientId: client.clientId,
-            userId: stored.userId,
-            grantId: stored.grantId,
-            scope: stored.scope,
-            resources: stored.resources,
-            ...authentication,
-            createdAt: now,
-            expiresAt: familyExpiresAt,
-            idleExpiresAt: Math.min(familyExpiresAt, now + deps.refreshTokenIdleTtl),
-            rotatedAt: null,
-            revoked: false,
-          },
-        };
-      }
+      const { lineage, response } = await mintNewLineage(deps, { client, delegation: stored, resource, nonce: stored.nonce, now });
       let result;
       try {
-        result = await deps.codes.redeemAuthorizationCode(codeHash, now, {
-          familyId,
-          familyExpiresAt,
-          accessTokenJti: minted.accessTokenJti,
-          accessTokenExpiresAt: minted.accessTokenExpiresAt,
-          ...(refresh ? { refreshToken: { tokenHash: refresh.tokenHash, token: refresh.token } } : {}),
-        });
+        result = await deps.codes.redeemAuthorizationCode(codeHash, now, lineage);
       } catch (err) {
         if (err instanceof GrantRevokedError) throw new InvalidGrantError('the authorization was revoked');
         throw err;
@@ -116,7 +65,7 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
         throw new InvalidGrantError('the authorization code was already used');
       }
       // The tokens minted above become valid only now that their family is recorded.
-      return refresh ? { ...minted.response, refresh_token: refresh.value } : minted.response;
+      return response;
     },
   };
 }
@@ -128,9 +77,5 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
  */
 async function revokeWhatTheCodeIssued(deps: AuthorizationCodeDeps, codeHash: string, now: number): Promise<void> {
   const code = await deps.codes.findAuthorizationCode(codeHash);
-  if (code === undefined) return;
-  if (code.familyId !== null) await deps.refreshTokens.revokeFamily(code.familyId, now);
-  if (code.accessTokenJti !== null && code.accessTokenExpiresAt !== null) {
-    await deps.revokedAccessTokens.revokeAccessTokenId(code.accessTokenJti, code.accessTokenExpiresAt);
-  }
+  if (code !== undefined) await revokeLineage(deps, code, now);
 }

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import type { ResourceCatalog } from '../cache/resource-catalog.js';
 import { InvalidScopeError, InvalidTargetError } from '../errors.js';
-import type { Client } from '../model.js';
+import type { Client, Delegation } from '../model.js';
 import { IDENTITY_SCOPES } from '../protocol/authorization-request.js';
 import type { FormParams } from '../protocol/form.js';
 import { isValidResourceIndicator } from '../protocol/resource-indicator.js';
@@ -8,6 +9,10 @@ import { isScopeGranted, parseScope } from '../protocol/scope.js';
 import { decideTokenTarget } from '../protocol/token-target.js';
 import type { AccessTokenService } from '../tokens/access-token.js';
 import type { IdTokenService } from '../tokens/id-token.js';
+import { randomToken, sha256 } from '../tokens/random.js';
+import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
+import type { NewLineage } from '../storage/repositories/lineage.js';
+import type { RefreshTokenRepository } from '../storage/repositories/refresh-token-repository.js';
 import type { TokenResponse } from './grant-handler.js';
 import { accessTokenLifetime } from './token-target.js';
 
@@ -45,16 +50,21 @@ export interface DelegatedTokenRequest {
   now: number;
 }
 
-/** Reads the `scope` (narrowing) and `resource` parameters of a token request for a user. */
-export function readDelegatedParams(params: FormParams): { requestedScope: string[] | null; resource: string | null } {
-  const scopeParam = params.get('scope');
-  const requestedScope = scopeParam === undefined ? null : parseScope(scopeParam);
-  if (scopeParam !== undefined && requestedScope === null) throw new InvalidScopeError('scope is malformed');
+/** Reads the `resource` parameter of a token request (RFC 8707 §2.2): at most one, absolute, no fragment. */
+export function readResourceParam(params: FormParams): string | null {
   const resources = params.getAll('resource');
   if (resources.length > 1) throw new InvalidTargetError('one resource per token request');
   const resource = resources[0] ?? null;
   if (resource !== null && !isValidResourceIndicator(resource)) throw new InvalidTargetError('resource must be an absolute URI without a fragment');
-  return { requestedScope, resource };
+  return resource;
+}
+
+/** Reads the `scope` (narrowing) and `resource` parameters of a refresh request. */
+export function readDelegatedParams(params: FormParams): { requestedScope: string[] | null; resource: string | null } {
+  const scopeParam = params.get('scope');
+  const requestedScope = scopeParam === undefined ? null : parseScope(scopeParam);
+  if (scopeParam !== undefined && requestedScope === null) throw new InvalidScopeError('scope is malformed');
+  return { requestedScope, resource: readResourceParam(params) };
 }
 
 /**
@@ -135,4 +145,75 @@ export async function mintDelegatedTokens(
     });
   }
   return { response, accessTokenJti: issued.jti, accessTokenExpiresAt: issued.expiresAt };
+}
+
+/** What a first redemption (code or device code) needs beyond minting. */
+export interface LineageDeps extends DelegatedTokenDeps {
+  refreshTokens: RefreshTokenRepository;
+  revokedAccessTokens: AccessTokenRepository;
+  refreshTokenTtl: number;
+  refreshTokenIdleTtl: number;
+}
+
+/**
+ * The tokens of a first redemption: a new family, its access token (and ID token), and a refresh
+ * token when the client may refresh and the user granted offline access (or the client is
+ * configured to always receive one). Nothing is valid until the caller records `lineage` in the
+ * transaction that consumes the code.
+ */
+export async function mintNewLineage(
+  deps: LineageDeps,
+  req: { client: Client; delegation: Delegation; resource: string | null; nonce: string | null; now: number },
+): Promise<{ lineage: NewLineage; response: TokenResponse }> {
+  const { client, delegation, now } = req;
+  const familyId = randomBytes(16).toString('hex');
+  const familyExpiresAt = now + deps.refreshTokenTtl;
+  const authentication = { authTime: delegation.authTime, acr: delegation.acr, amr: delegation.amr, sid: delegation.sid };
+  const minted = await mintDelegatedTokens(deps, {
+    client,
+    userId: delegation.userId,
+    grantedScope: delegation.scope,
+    grantedResources: delegation.resources,
+    requestedScope: null,
+    resource: req.resource,
+    familyId,
+    authentication,
+    nonce: req.nonce,
+    now,
+  });
+  const lineage: NewLineage = { familyId, familyExpiresAt, accessTokenJti: minted.accessTokenJti, accessTokenExpiresAt: minted.accessTokenExpiresAt };
+  if (!client.grantTypes.includes('refresh_token') || !(delegation.scope.includes('offline_access') || client.alwaysIssueRefreshToken)) {
+    return { lineage, response: minted.response };
+  }
+  const value = randomToken();
+  lineage.refreshToken = {
+    tokenHash: sha256(value),
+    token: {
+      clientId: delegation.clientId,
+      userId: delegation.userId,
+      grantId: delegation.grantId,
+      scope: delegation.scope,
+      resources: delegation.resources,
+      ...authentication,
+      familyId,
+      createdAt: now,
+      expiresAt: familyExpiresAt,
+      idleExpiresAt: Math.min(familyExpiresAt, now + deps.refreshTokenIdleTtl),
+      rotatedAt: null,
+      revoked: false,
+    },
+  };
+  return { lineage, response: { ...minted.response, refresh_token: value } };
+}
+
+/** Revokes what a code or device code issued: its token family and its first access token. */
+export async function revokeLineage(
+  deps: Pick<LineageDeps, 'refreshTokens' | 'revokedAccessTokens'>,
+  issued: { familyId: string | null; accessTokenJti: string | null; accessTokenExpiresAt: number | null },
+  now: number,
+): Promise<void> {
+  if (issued.familyId !== null) await deps.refreshTokens.revokeFamily(issued.familyId, now);
+  if (issued.accessTokenJti !== null && issued.accessTokenExpiresAt !== null) {
+    await deps.revokedAccessTokens.revokeAccessTokenId(issued.accessTokenJti, issued.accessTokenExpiresAt);
+  }
 }

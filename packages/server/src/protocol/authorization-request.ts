@@ -3,7 +3,7 @@ import type { FormParams } from './form.js';
 import { isValidCodeChallenge } from './pkce.js';
 import { matchRedirectUri } from './redirect-uri.js';
 import { isValidResourceIndicator } from './resource-indicator.js';
-import { isScopeGranted, parseScope } from './scope.js';
+import { checkRequestedScope } from './scope.js';
 
 /**
  * Authorization request validation (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, OIDC Core §3.1.2). Pure.
@@ -104,21 +104,9 @@ export function validateAuthorizationRequest(params: FormParams, client: Client 
   if (method !== 'S256') return fail('invalid_request', 'code_challenge_method must be S256');
   if (!isValidCodeChallenge(challenge)) return fail('invalid_request', 'code_challenge is malformed');
 
-  let scope: string[];
-  if (scopeParam === undefined) {
-    scope = [...client.scope];
-  } else {
-    const parsed = parseScope(scopeParam);
-    if (parsed === null) return fail('invalid_scope', 'scope is malformed');
-    scope = parsed;
-  }
-  // Every scope must be registered for the client, except `openid` itself (OIDC Core §3.1.2.1:
-  // "OpenID Connect requests MUST contain the openid scope value").
-  const denied = scope.filter((s) => s !== 'openid' && !isScopeGranted(client.scope, s));
-  if (denied.length > 0) return fail('invalid_scope', 'a requested scope is not allowed for this client');
-  if (scope.includes('offline_access') && !client.grantTypes.includes('refresh_token')) {
-    return fail('invalid_scope', 'offline_access requires the refresh_token grant');
-  }
+  const scopeCheck = checkRequestedScope(scopeParam, client);
+  if (!scopeCheck.ok) return fail(scopeCheck.error, scopeCheck.description);
+  const scope = scopeCheck.scope;
 
   const resources = params.getAll('resource');
   for (const r of resources) if (!isValidResourceIndicator(r)) return fail('invalid_target', 'resource must be an absolute URI without a fragment');

@@ -1,6 +1,6 @@
 import type { JSONWebKeySet } from 'jose';
 import { CLIENT_ASSERTION_ALGS } from '../config/schema.js';
-import type { TokenEndpointAuthMethod } from '../model.js';
+import { DEVICE_CODE_GRANT_TYPE, type TokenEndpointAuthMethod } from '../model.js';
 import { checkRedirectUri } from './redirect-uri.js';
 import { isScopeGranted, parseScope } from './scope.js';
 import { quoteScopes } from './token-target.js';
@@ -154,7 +154,10 @@ function validate(input: unknown, policy: MetadataPolicy): ClientMetadata {
     const verdict = checkRedirectUri(uri);
     if (!verdict.ok) fail(`post_logout_redirect_uris: ${verdict.reason}`);
   }
-  if (grantTypes.includes('refresh_token') && !usesCode) fail('the refresh_token grant requires the authorization_code grant');
+  // A refresh token is issued with a user's grant: from the code or the device flow.
+  if (grantTypes.includes('refresh_token') && !usesCode && !grantTypes.includes(DEVICE_CODE_GRANT_TYPE)) {
+    fail('the refresh_token grant requires the authorization_code or device_code grant');
+  }
 
   let scope: string[] = [];
   if (m.scope !== undefined && m.scope !== null) {

@@ -55,3 +55,31 @@ export function missingScopes(granted: readonly string[], requested: readonly st
 export function scopesOverlap(a: string, b: string): boolean {
   return scopeSatisfies(a, b) || scopeSatisfies(b, a);
 }
+
+/** The scope a user is asked to delegate, checked against what the client is registered for. */
+export type RequestedScopeCheck = { ok: true; scope: string[] } | { ok: false; error: 'invalid_scope'; description: string };
+
+/**
+ * The `scope` of a request a user will approve (authorization or device authorization). RFC 6749
+ * §3.3: "If the client omits the scope parameter when requesting authorization, the authorization
+ * server MUST either process the request using a pre-defined default value or fail the request" —
+ * the default is the client's registered scope. Every scope must be registered for the client,
+ * except `openid` itself (OIDC Core §3.1.2.1: "OpenID Connect requests MUST contain the openid
+ * scope value"); `offline_access` needs the refresh_token grant.
+ */
+export function checkRequestedScope(scopeParam: string | undefined, client: { scope: readonly string[]; grantTypes: readonly string[] }): RequestedScopeCheck {
+  let scope: string[];
+  if (scopeParam === undefined) {
+    scope = [...client.scope];
+  } else {
+    const parsed = parseScope(scopeParam);
+    if (parsed === null) return { ok: false, error: 'invalid_scope', description: 'scope is malformed' };
+    scope = parsed;
+  }
+  const denied = scope.filter((s) => s !== 'openid' && !isScopeGranted(client.scope, s));
+  if (denied.length > 0) return { ok: false, error: 'invalid_scope', description: 'a requested scope is not allowed for this client' };
+  if (scope.includes('offline_access') && !client.grantTypes.includes('refresh_token')) {
+    return { ok: false, error: 'invalid_scope', description: 'offline_access requires the refresh_token grant' };
+  }
+  return { ok: true, scope };
+}

@@ -98,3 +98,29 @@ export function decideTokenTarget(input: TargetInput): TargetDecision {
     ? { ok: true, audience: input.defaultAudience, resource: null, scope }
     : { ok: true, audience: only, resource: only, scope };
 }
+
+/**
+ * What a user is asked to approve (authorization and device authorization requests), against
+ * the resource catalog: RFC 8707 §2 every requested resource must exist; Gatehouse rule: every
+ * API scope must belong to a requested resource (or, without `resource`, to at most one).
+ */
+export function checkDelegationTarget(
+  scope: readonly string[],
+  requestedResources: readonly string[],
+  catalog: { resources: ReadonlyMap<string, unknown>; owners: ReadonlyMap<string, string> },
+  identityScopes: ReadonlySet<string>,
+): { error: 'invalid_scope' | 'invalid_target'; description: string } | undefined {
+  const { resources, owners } = catalog;
+  for (const r of requestedResources) if (!resources.has(r)) return { error: 'invalid_target', description: 'unknown resource' };
+  const apiScopes = scope.filter((s) => !identityScopes.has(s));
+  if (requestedResources.length > 0) {
+    for (const s of apiScopes) {
+      const owner = ownerOf(s, owners);
+      if (owner === undefined || !requestedResources.includes(owner)) return { error: 'invalid_scope', description: 'a scope does not belong to a requested resource' };
+    }
+    return undefined;
+  }
+  const scopeOwners = new Set(apiScopes.map((s) => ownerOf(s, owners)).filter((o): o is string => o !== undefined));
+  if (scopeOwners.size > 1) return { error: 'invalid_target', description: 'the scopes belong to several resources; name them with the resource parameter' };
+  return undefined;
+}

@@ -7,6 +7,7 @@ import * as foundation from './migrations/0001-foundation.js';
 import * as generations from './migrations/0002-generations.js';
 import * as users from './migrations/0003-users.js';
 import * as authorization from './migrations/0004-authorization.js';
+import * as device from './migrations/0005-device.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -115,6 +116,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002-generations': generations,
   '0003-users': users,
   '0004-authorization': authorization,
+  '0005-device': device,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -216,6 +216,32 @@ export interface RefreshTokenTable extends DelegationColumns {
   revoked: number;
 }
 
+export interface DeviceCodeTable {
+  device_code_hash: string;
+  /** HMAC of the user code's first half while the request is pending; null once decided. */
+  selector_hash: string | null;
+  user_code_hash: string;
+  client_id: string;
+  scope: string;
+  resources: string;
+  status: string;
+  failed_attempts: number;
+  poll_interval: number;
+  last_polled_at: number | null;
+  created_at: number;
+  expires_at: number;
+  decided_at: number | null;
+  user_id: string | null;
+  grant_id: string | null;
+  sid: string | null;
+  auth_time: number | null;
+  acr: string | null;
+  amr: string | null;
+  family_id: string | null;
+  access_token_jti: string | null;
+  access_token_expires_at: number | null;
+}
+
 export interface Database {
   clients: ClientTable;
   client_secrets: ClientSecretTable;
@@ -236,4 +262,5 @@ export interface Database {
   authorization_codes: AuthorizationCodeTable;
   token_families: TokenFamilyTable;
   refresh_tokens: RefreshTokenTable;
+  device_codes: DeviceCodeTable;
 }

@@ -14,6 +14,7 @@ import { GrantRepository } from './repositories/grant-repository.js';
 import { InteractionRepository } from './repositories/interaction-repository.js';
 import { RefreshTokenRepository } from './repositories/refresh-token-repository.js';
 import { JanitorRepository } from './repositories/janitor-repository.js';
+import { DeviceCodeRepository } from './repositories/device-code-repository.js';
 
 /** Every repository over one database handle. */
 export class Storage {
@@ -31,6 +32,7 @@ export class Storage {
   readonly codes: AuthorizationCodeRepository;
   readonly refreshTokens: RefreshTokenRepository;
   readonly janitor: JanitorRepository;
+  readonly deviceCodes: DeviceCodeRepository;
 
   constructor(readonly handle: DatabaseHandle) {
     const db = handle.db;
@@ -48,6 +50,7 @@ export class Storage {
     this.codes = new AuthorizationCodeRepository(db);
     this.refreshTokens = new RefreshTokenRepository(db);
     this.janitor = new JanitorRepository(db);
+    this.deviceCodes = new DeviceCodeRepository(db);
     this.#generationsSql = db.selectFrom('generations').select(['name', 'value']).compile().sql;
   }
 

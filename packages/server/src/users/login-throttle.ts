@@ -30,7 +30,7 @@ export type LoginPolicy = GatehouseConfig['login'];
 export type ThrottleVerdict = { allowed: true } | { allowed: false; retryAfter: number };
 
 /** An admitted attempt, and what to restore for its address if it succeeds. */
-export type Reservation = { allowed: true; addressBlockedUntil: number } | { allowed: false; retryAfter: number };
+export type Reservation = { allowed: true; accountBlockedUntil: number; addressBlockedUntil: number } | { allowed: false; retryAfter: number };
 
 /** The SHA-256 digests under which one sign-in attempt is counted. */
 export interface LoginThrottleKeys {
@@ -117,6 +117,15 @@ export function loginThrottleKeys(username: string, ip: string): LoginThrottleKe
   return { account: sha256(`user:${usernameKey(username)}`), address: sha256(addressThrottleKey(ip)) };
 }
 
+/**
+ * The keys typed device user codes are counted under (RFC 8628 §5.1: "the authorization server
+ * SHOULD rate-limit user code entry"): the browser session and the client address, separate
+ * from the sign-in counters.
+ */
+export function userCodeThrottleKeys(sid: string, ip: string): LoginThrottleKeys {
+  return { account: sha256(`device-session:${sid}`), address: sha256(`device-${addressThrottleKey(ip)}`) };
+}
+
 /** The policy over the shared counters. */
 export class LoginThrottle {
   constructor(
@@ -170,7 +179,9 @@ export class LoginThrottle {
         wait = Math.max(wait, block);
       }
     }
-    return nextInLine ? { allowed: true, addressBlockedUntil: before.get(keys.address)?.blockedUntil ?? 0 } : { allowed: false, retryAfter: wait };
+    return nextInLine
+      ? { allowed: true, accountBlockedUntil: before.get(keys.account)?.blockedUntil ?? 0, addressBlockedUntil: before.get(keys.address)?.blockedUntil ?? 0 }
+      : { allowed: false, retryAfter: wait };
   }
 
   /**
@@ -180,6 +191,16 @@ export class LoginThrottle {
    */
   async recordSuccess(keys: LoginThrottleKeys, reservation: { addressBlockedUntil: number }): Promise<void> {
     await this.repository.resetThrottle(keys.account);
+    await this.repository.refundFailure(keys.address, reservation.addressBlockedUntil);
+  }
+
+  /**
+   * After an attempt that turned out right where a success must not wipe the slate (a device user
+   * code: anyone can get a right one from their own device): both keys get back only the failure
+   * counted in advance.
+   */
+  async refund(keys: LoginThrottleKeys, reservation: { accountBlockedUntil: number; addressBlockedUntil: number }): Promise<void> {
+    await this.repository.refundFailure(keys.account, reservation.accountBlockedUntil);
     await this.repository.refundFailure(keys.address, reservation.addressBlockedUntil);
   }
 }

@@ -59,7 +59,8 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
   it('publishes RFC 8414 metadata that names only what is enabled', () => {
     expect(as.issuer).toBe(t.issuer);
     expect(as.token_endpoint).toBe(`${t.issuer}/token`);
-    expect(as.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'client_credentials']);
+    expect(as.grant_types_supported).toEqual(['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code', 'refresh_token', 'client_credentials']);
+    expect(as.device_authorization_endpoint).toBe(`${t.issuer}/device_authorization`);
     expect(as.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
     expect(as.response_types_supported).toEqual(['code']);
     expect(as.authorization_endpoint).toBe(`${t.issuer}/authorize`);
@@ -74,7 +75,6 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
     expect(as.request_parameter_supported).toBe(false);
     expect(as.claims_parameter_supported).toBe(false);
     expect(as.pushed_authorization_request_endpoint).toBeUndefined();
-    expect(as.device_authorization_endpoint).toBeUndefined();
   });
 
   it('issues an RFC 9068 JWT with client_secret_basic (oauth4webapi) that jose validates against the JWKS', async () => {

@@ -310,7 +310,7 @@ describe('grant_type on POST /token', () => {
     ['password', /OAuth 2\.1/],
     ['implicit', /OAuth 2\.1/],
     ['foo', 'unsupported grant_type'],
-    ['urn:ietf:params:oauth:grant-type:device_code', 'unsupported grant_type'],
+    ['urn:ietf:params:oauth:grant-type:device_cod', 'unsupported grant_type'],
     ['urn:ietf:params:oauth:grant-type:jwt-bearer', 'unsupported grant_type'],
     ['CLIENT_CREDENTIALS', 'unsupported grant_type'],
     ['client_credentials\u0000', 'unsupported grant_type'],

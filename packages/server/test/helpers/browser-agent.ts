@@ -33,7 +33,7 @@ export interface HtmlForm {
   buttons: Array<{ name: string; value: string }>;
 }
 
-export type PageKind = 'login' | 'consent' | 'form-post' | 'logout-confirm' | 'logged-out' | 'account' | 'error';
+export type PageKind = 'login' | 'consent' | 'form-post' | 'logout-confirm' | 'logged-out' | 'account' | 'device-code' | 'device-confirm' | 'device-done' | 'error';
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 
@@ -110,6 +110,12 @@ export function pageKind(html: string): PageKind {
       return 'logged-out';
     case 'Your account':
       return 'account';
+    case 'Connect a device':
+      // The code entry and the confirmation share a title; only the confirmation asks for a decision.
+      return /name="decision"/.test(html) ? 'device-confirm' : 'device-code';
+    case 'Device connected':
+    case 'Access denied':
+      return 'device-done';
     default:
       return 'error';
   }

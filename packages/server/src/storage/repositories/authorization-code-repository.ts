@@ -1,8 +1,8 @@
-import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { AuthorizationCode, RefreshToken } from '../../model.js';
+import type { Kysely, Selectable } from 'kysely';
+import type { AuthorizationCode } from '../../model.js';
 import { delegationFromRow, delegationToRow } from './delegation-columns.js';
 import type { AuthorizationCodeTable, Database } from '../schema.js';
-import { refreshTokenRow } from './refresh-token-repository.js';
+import { recordLineage, type NewLineage } from './lineage.js';
 
 function toCode(row: Selectable<AuthorizationCodeTable>): AuthorizationCode {
   return {
@@ -18,15 +18,6 @@ function toCode(row: Selectable<AuthorizationCodeTable>): AuthorizationCode {
     accessTokenJti: row.access_token_jti,
     accessTokenExpiresAt: row.access_token_expires_at,
   };
-}
-
-/** What a successful redemption issues, recorded in the same transaction that consumes the code. */
-export interface CodeRedemption {
-  familyId: string;
-  familyExpiresAt: number;
-  accessTokenJti: string;
-  accessTokenExpiresAt: number;
-  refreshToken?: { tokenHash: string; token: RefreshToken };
 }
 
 export type RedemptionResult = 'redeemed' | 'already_used';
@@ -64,7 +55,7 @@ export class AuthorizationCodeRepository {
    * Consumes a code and records what it issues, in one transaction. Of any number of concurrent
    * redemptions exactly one sees 'redeemed': the conditional update is the arbiter.
    */
-  async redeemAuthorizationCode(codeHash: string, now: number, issue: CodeRedemption): Promise<RedemptionResult> {
+  async redeemAuthorizationCode(codeHash: string, now: number, issue: NewLineage): Promise<RedemptionResult> {
     return this.db.transaction().execute(async (trx) => {
       const consumed = await trx
         .updateTable('authorization_codes')
@@ -75,28 +66,8 @@ export class AuthorizationCodeRepository {
         .executeTakeFirst();
       if (consumed.numUpdatedRows === 0n) return 'already_used';
       const code = await trx.selectFrom('authorization_codes').select(['grant_id', 'client_id', 'user_id']).where('code_hash', '=', codeHash).executeTakeFirstOrThrow();
-      // The grant may have been revoked since the code was issued: then nothing is issued.
-      const grant = await trx.selectFrom('grants').select('grant_id').where('grant_id', '=', code.grant_id).executeTakeFirst();
-      if (!grant) throw new GrantRevokedError();
-      await trx
-        .insertInto('token_families')
-        .values({ family_id: issue.familyId, grant_id: code.grant_id, client_id: code.client_id, user_id: code.user_id, created_at: now, expires_at: issue.familyExpiresAt, revoked_at: null })
-        .execute();
-      if (issue.refreshToken) await insertRefreshToken(trx, issue.refreshToken.tokenHash, issue.refreshToken.token);
-      await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', '=', code.grant_id).execute();
+      await recordLineage(trx, { grantId: code.grant_id, clientId: code.client_id, userId: code.user_id }, issue, now);
       return 'redeemed';
     });
   }
-}
-
-/** The grant behind a code or refresh token was revoked: the request fails, nothing is written. */
-export class GrantRevokedError extends Error {
-  constructor() {
-    super('the grant was revoked');
-    this.name = 'GrantRevokedError';
-  }
-}
-
-async function insertRefreshToken(trx: Transaction<Database>, tokenHash: string, token: RefreshToken): Promise<void> {
-  await trx.insertInto('refresh_tokens').values(refreshTokenRow(tokenHash, token)).execute();
 }

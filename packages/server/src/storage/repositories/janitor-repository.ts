@@ -11,11 +11,12 @@ interface Sweep {
   expired: (now: number) => ReturnType<typeof sql>;
 }
 
-/** Consumed codes are kept a day after they expire, so a late replay still revokes what they issued. */
+/** Consumed codes and device codes are kept a day after they expire, so a late replay still revokes what they issued. */
 const CODE_REPLAY_WINDOW = 86_400;
 
 const SWEEPS: Sweep[] = [
   { table: 'authorization_codes', key: 'code_hash', expired: (now) => sql`expires_at <= ${now - CODE_REPLAY_WINDOW}` },
+  { table: 'device_codes', key: 'device_code_hash', expired: (now) => sql`expires_at <= ${now - CODE_REPLAY_WINDOW}` },
   { table: 'interactions', key: 'interaction_id', expired: (now) => sql`expires_at <= ${now}` },
   // Refresh tokens go with their family (ON DELETE CASCADE): rotated ones must stay while the
   // family lives, so reuse is still detected.

@@ -32,7 +32,7 @@ describe.each(DIALECTS)('janitor on %s', (dialect: Dialect) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const count = async (table: 'authorization_codes' | 'interactions' | 'token_families' | 'refresh_tokens' | 'revoked_access_tokens' | 'used_assertions' | 'opaque_access_tokens' | 'initial_access_tokens' | 'browser_sessions') =>
+  const count = async (table: 'authorization_codes' | 'device_codes' | 'interactions' | 'token_families' | 'refresh_tokens' | 'revoked_access_tokens' | 'used_assertions' | 'opaque_access_tokens' | 'initial_access_tokens' | 'browser_sessions') =>
     Number((await storage.handle.db.selectFrom(table).select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
 
   it('deletes exactly the expired rows of every table, in batches, and refresh tokens with their family', async () => {
@@ -78,12 +78,20 @@ describe.each(DIALECTS)('janitor on %s', (dialect: Dialect) => {
       });
       await storage.initialAccessTokens.createInitialAccessToken(sha256(`iat ${i}`), { description: null, scope: [], createdAt: NOW - 700, expiresAt: end, maxUses: null });
       await storage.sessions.createSession({ sessionHash: sha256(`session ${i}`), sid: `sid${i}`, userId: user.userId, authTime: NOW - 700, amr: ['pwd'], acr: null, expiresAt: end, now: NOW - 700 });
+      // Device codes are kept a day past expiry (a late replay still revokes what they issued).
+      expect(
+        await storage.deviceCodes.createDeviceAuthorization({
+          deviceCodeHash: sha256(`device ${i}`), selectorHash: sha256(`selector ${i}`), userCodeHash: sha256(`user code ${i}`), clientId: 'c1', scope: [], resources: [],
+          pollInterval: 5, createdAt: NOW - 100_000, expiresAt: expired ? NOW - 86_400 - 1 : NOW - 60,
+        }),
+      ).toBe(true);
     }
     expect(await count('refresh_tokens')).toBe(56);
 
     const report = await runJanitor(storage, config, NOW, 'test-holder');
     expect(report).toMatchObject({
       authorization_codes: 25,
+      device_codes: 25,
       interactions: 25,
       token_families: 25,
       revoked_access_tokens: 25,
@@ -94,7 +102,7 @@ describe.each(DIALECTS)('janitor on %s', (dialect: Dialect) => {
     });
     // Back to the live rows only; refresh tokens went with their families (rotated ones too).
     expect(await count('authorization_codes')).toBe(3 + 28);
-    for (const table of ['interactions', 'token_families', 'revoked_access_tokens', 'used_assertions', 'opaque_access_tokens', 'initial_access_tokens', 'browser_sessions'] as const) {
+    for (const table of ['device_codes', 'interactions', 'token_families', 'revoked_access_tokens', 'used_assertions', 'opaque_access_tokens', 'initial_access_tokens', 'browser_sessions'] as const) {
       expect(await count(table)).toBe(3);
     }
     expect(await count('refresh_tokens')).toBe(6);

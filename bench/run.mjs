@@ -238,8 +238,15 @@ async function benchGatehouse() {
   if (!existsSync(GATEHOUSE_CLI)) throw new Error(`${GATEHOUSE_CLI} missing: run \`npm run build -w @gatehouse/server\``);
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, GATEHOUSE_DATA_DIR: tmp, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'info' };
-  // cwd = tmp so that no ./gatehouse.config.json from the checkout is picked up.
+  const env = { ...process.env, GATEHOUSE_DATA_DIR: tmp, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'info', GATEHOUSE_METRICS_PORT: '0' };
+  // Rate limits stay on (their counting is part of every request) with budgets no benchmark reaches:
+  // one client from one address sends everything here.
+  const unlimited = { perClient: 1e9, perAddress: 1e9 };
+  writeFileSync(
+    join(tmp, 'gatehouse.config.json'),
+    JSON.stringify({ rateLimits: { token: unlimited, introspection: unlimited, revocation: unlimited, deviceAuthorization: unlimited } }),
+  );
+  // cwd = tmp so that no ./gatehouse.config.json from the checkout is picked up (the one above is).
   const cli = async (...args) => (await execFileP(process.execPath, [GATEHOUSE_CLI, ...args], { cwd: tmp, env, timeout: 60_000 })).stdout;
 
   await cli('migrate');

@@ -14,6 +14,8 @@ import type { Csrf } from './interaction/csrf.js';
 import type { PageRenderer } from './interaction/pages.js';
 import type { LoginThrottle } from './users/login-throttle.js';
 import type { IdTokenService } from './tokens/id-token.js';
+import type { RateLimits } from './rate-limit/rate-limits.js';
+import type { Metrics } from './metrics.js';
 
 /** Seconds since the epoch; injected so tests and pure rules share one notion of now. */
 export type Clock = () => number;
@@ -112,6 +114,9 @@ export interface ServerContext {
     userCodeKey: Buffer;
   };
   usage: ClientUsageRecorder;
+  rateLimits: RateLimits;
+  /** Prometheus counters of this instance (labels: route patterns and RFC codes only). */
+  metrics: Metrics;
   logger: Logger;
   clock: Clock;
   urls: EndpointUrls;

@@ -160,6 +160,19 @@ export class ServerError extends OAuthError {
   }
 }
 
+/**
+ * A rate limit was reached (RFC 6585 §4: "429 Too Many Requests [...] The response
+ * representations SHOULD include details explaining the condition, and MAY include a Retry-After
+ * header indicating how long to wait before making a new request."). OAuth defines no error code
+ * for it; `temporarily_unavailable` ("unable to handle the request due to a temporary
+ * overloading", RFC 6749 §4.1.2.1) is the one clients already treat as "try again later".
+ */
+export class TooManyRequestsError extends OAuthError {
+  constructor(retryAfter: number) {
+    super('temporarily_unavailable', 429, 'too many requests; try again later', { headers: { 'retry-after': String(retryAfter) } });
+  }
+}
+
 /** Storage or another dependency is down: answer 503, never issue anything unrecorded. */
 export class TemporarilyUnavailableError extends OAuthError {
   constructor(description = 'the service is temporarily unavailable', options?: Opts) {

@@ -40,6 +40,12 @@ import { AccessTokenService } from './tokens/access-token.js';
 import { ResourceCatalog } from './cache/resource-catalog.js';
 import { ChangeWatcher } from './cache/change-watcher.js';
 import { ClientCache } from './cache/client-cache.js';
+import { listenMetrics, Metrics, type MetricsListener } from './metrics.js';
+import { RateLimiter } from './rate-limit/limiter.js';
+import { RateLimits } from './rate-limit/rate-limits.js';
+import { RedisRateLimitStore } from './rate-limit/redis-store.js';
+import { registerRateLimits } from './rate-limit/http.js';
+import type { JanitorReport } from './storage/repositories/janitor-repository.js';
 
 export interface ServerOptions {
   /** Seconds since the epoch; tests pass their own. */
@@ -53,8 +59,20 @@ export interface AuthorizationServer {
   readonly keys: KeySet;
   readonly app: FastifyInstance;
   readonly logger: Logger;
-  /** Starts listening on the configured host and port; resolves to the bound URL. */
+  /** This instance's Prometheus metrics; served on `metrics.host:metrics.port` once listening, when enabled. */
+  readonly metrics: Metrics;
+  /** Where the metrics listener serves `GET /metrics`; undefined before `listen()` or when disabled. */
+  readonly metricsUrl: string | undefined;
+  /**
+   * Starts listening on the configured host and port, and the metrics listener on its own
+   * address when enabled; resolves to the bound public URL.
+   */
   listen(): Promise<string>;
+  /**
+   * One janitor run, as the `janitor.interval` schedule does it: deletes expired rows if this
+   * instance gets the lock, and counts them in the metrics. Undefined when another holds the lock.
+   */
+  runJanitor(): Promise<JanitorReport | undefined>;
   /** Stops accepting, finishes in-flight requests, stops timers, closes the database. */
   close(): Promise<void>;
 }
@@ -94,6 +112,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   let timer: NodeJS.Timeout | undefined;
   let janitorTimer: NodeJS.Timeout | undefined;
   let watcher: ChangeWatcher | undefined;
+  let metricsListener: MetricsListener | undefined;
+  let limiter: RateLimiter | undefined;
   try {
     if (config.migrateOnStart) {
       const { applied } = await migrateToLatest(storage.handle.db);
@@ -140,6 +160,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       refreshTokenTtl: config.authorization.refreshTokenTtl,
       refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
     };
+    const metrics = new Metrics({ poolStats: storage.handle.poolStats, processMetrics: config.metrics.enabled });
     const grants = createGrantRegistry([
       createAuthorizationCodeGrant({ ...lineage, codes: storage.codes }),
       createDeviceCodeGrant({ ...lineage, deviceCodes: storage.deviceCodes }),
@@ -157,6 +178,16 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
       }),
     ]);
+    metrics.declareGrantTypes(grants.keys());
+    // Rate-limit counters shared through Redis when configured, else the database.
+    limiter = new RateLimiter({
+      store: config.rateLimits.redisUrl === undefined ? storage.rateLimits : new RedisRateLimitStore(config.rateLimits.redisUrl),
+      syncInterval: config.rateLimits.syncInterval,
+      maxCounters: config.rateLimits.maxCounters,
+      logger,
+      clock,
+    });
+    limiter.start();
     const urls = endpointUrls(config.issuer);
     const cookies = createCookies(config.issuer);
     const pages = createPageRenderer({ issuer: config.issuer, ui: config.ui });
@@ -186,6 +217,8 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         clockTolerance: config.clientAuth.clockTolerance,
       },
       usage: new ClientUsageRecorder(storage.clients, logger),
+      rateLimits: new RateLimits(limiter, config.rateLimits, (bucket) => metrics.rateLimited(bucket)),
+      metrics,
       logger,
       clock,
       urls,
@@ -194,12 +227,14 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
 
     const app = createHttpApp({
       logger,
+      metrics,
       bodyLimit: config.http.bodyLimit,
       requestTimeout: config.http.requestTimeout,
       maxConnections: config.http.maxConnections,
       trustedProxies: config.trustedProxies,
     });
     await registerCookies(app);
+    registerRateLimits(app, ctx);
     registerAssets(app, pages);
     registerHealthEndpoints(app, ctx);
     registerDiscoveryEndpoints(app, ctx);
@@ -227,14 +262,16 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     timer.unref();
 
     // The janitor keeps tables bounded; instances take turns through a lock.
+    const janitorRun = async (): Promise<JanitorReport | undefined> => {
+      const report = await runJanitor(storage, config, clock());
+      if (report === undefined) return undefined;
+      metrics.janitorDeleted(report);
+      if (Object.values(report).some((n) => n > 0)) logger.info({ deleted: report }, 'janitor deleted expired rows');
+      return report;
+    };
     if (config.janitor.interval > 0) {
       janitorTimer = setInterval(() => {
-        runJanitor(storage, config, clock())
-          .then((report) => {
-            const deleted = report === undefined ? 0 : Object.values(report).reduce((a, b) => a + b, 0);
-            if (report !== undefined && deleted > 0) logger.info({ deleted: report }, 'janitor deleted expired rows');
-          })
-          .catch((err: unknown) => logger.warn({ err }, 'janitor run failed'));
+        janitorRun().catch((err: unknown) => logger.warn({ err }, 'janitor run failed'));
       }, config.janitor.interval * 1000);
       janitorTimer.unref();
     }
@@ -246,16 +283,27 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       keys,
       app,
       logger,
-      async listen() {
-        return app.listen({ host: config.host, port: config.port });
+      metrics,
+      get metricsUrl() {
+        return metricsListener?.url;
       },
+      async listen() {
+        const url = await app.listen({ host: config.host, port: config.port });
+        if (config.metrics.enabled && metricsListener === undefined) {
+          metricsListener = await listenMetrics(metrics, { host: config.metrics.host, port: config.metrics.port, logger });
+        }
+        return url;
+      },
+      runJanitor: janitorRun,
       async close() {
         if (closed) return;
         closed = true;
         clearInterval(timer);
         clearInterval(janitorTimer);
         watcher?.stop();
+        await metricsListener?.close();
         await app.close();
+        await limiter?.stop();
         await storage.close();
         await new Promise<void>((resolve) => logger.flush(() => resolve()));
       },
@@ -264,6 +312,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     clearInterval(timer);
     clearInterval(janitorTimer);
     watcher?.stop();
+    await limiter?.stop().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw err;
   }

@@ -34,6 +34,9 @@ export class ClientCache implements ClientLookup {
   }
 
   async loadClientCredentials(clientId: string): Promise<ClientCredentials | undefined> {
+    // Client ids are printable (generated as hex, or chosen by an administrator); one with a
+    // control character (a NUL, which PostgreSQL refuses in text) names no client.
+    if (!isPlausibleClientId(clientId)) return undefined;
     if (this.watcher.fresh) {
       const hit = this.#entries.get(clientId);
       if (hit !== undefined) return hit ?? undefined;
@@ -54,4 +57,10 @@ export class ClientCache implements ClientLookup {
   async findClient(clientId: string): Promise<Client | undefined> {
     return (await this.loadClientCredentials(clientId))?.client;
   }
+}
+
+/** At most 255 characters, none of them a control character. */
+function isPlausibleClientId(clientId: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return clientId.length > 0 && clientId.length <= 255 && !/[\u0000-\u001f\u007f]/.test(clientId);
 }

@@ -22,7 +22,10 @@ export const ENV_VARIABLES = {
   GATEHOUSE_SECRET: 'secret',
   GATEHOUSE_SECRET_FILE: 'secretFile',
   GATEHOUSE_LOG_LEVEL: 'logLevel',
-} as const satisfies Record<string, keyof ConfigInput>;
+  GATEHOUSE_METRICS_PORT: 'metrics.port',
+  GATEHOUSE_METRICS_ENABLED: 'metrics.enabled',
+  REDIS_URL: 'rateLimits.redisUrl',
+} as const satisfies Record<string, string>;
 
 function describeIssues(error: z.ZodError): string[] {
   return error.issues.map((issue) => {
@@ -65,9 +68,13 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     }
   }
   const merged: Record<string, unknown> = { ...fromFile };
-  for (const [name, key] of Object.entries(ENV_VARIABLES)) {
+  for (const [name, path] of Object.entries(ENV_VARIABLES)) {
     const value = env[name];
-    if (value !== undefined && value !== '') merged[key] = value;
+    if (value === undefined || value === '') continue;
+    // A dotted path sets a nested setting, keeping the file's other settings of that section.
+    const [section, key] = path.split('.') as [string, string | undefined];
+    if (key === undefined) merged[section] = value;
+    else merged[section] = { ...(merged[section] as Record<string, unknown> | undefined), [key]: value === 'true' ? true : value === 'false' ? false : value };
   }
   return resolveConfig(merged as ConfigInput);
 }

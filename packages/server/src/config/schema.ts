@@ -26,15 +26,22 @@ export const SIGNING_ALGS = ['ES256', 'ES384', 'EdDSA', 'PS256', 'RS256'] as con
 export type SigningAlg = (typeof SIGNING_ALGS)[number];
 export const CLIENT_ASSERTION_ALGS = ASYMMETRIC_ALGS;
 
+const portNumber = z
+  .union([z.number(), z.string().regex(/^\d{1,5}$/, 'a port number from 0 to 65535').transform(Number)])
+  .pipe(z.number().int().min(0).max(65535));
+
+/** Requests per window, 0 for no limit. */
+const perWindow = (fallback: number) => z.number().int().min(0).default(fallback);
+const clientAndAddress = (perClient: number, perAddress: number) =>
+  z.object({ perClient: perWindow(perClient), perAddress: perWindow(perAddress) }).strict().prefault({});
+const addressOnly = (perAddress: number) => z.object({ perAddress: perWindow(perAddress) }).strict().prefault({});
+
 export const configSchema = z
   .object({
     /** Public issuer identifier; defaults to http://HOST:PORT. https required off loopback. */
     issuer: z.string().optional(),
     host: z.string().min(1).default('127.0.0.1'),
-    port: z
-      .union([z.number(), z.string().regex(/^\d{1,5}$/, 'a port number from 0 to 65535').transform(Number)])
-      .pipe(z.number().int().min(0).max(65535))
-      .default(4000),
+    port: portNumber.default(4000),
     /** Where SQLite data and the generated key-encryption key live. */
     dataDir: z.string().min(1).default('./data'),
     /** postgres://… selects PostgreSQL; absent means SQLite at DATA_DIR/gatehouse.db. */
@@ -99,6 +106,42 @@ export const configSchema = z
         clockTolerance: duration('30s'),
         /** DANGEROUS: lets clients' jwks_uri reach loopback and private addresses (local development only). */
         dangerouslyAllowPrivateJwksUri: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        /** Serve Prometheus metrics on a listener of their own, never on the public one. */
+        enabled: z.boolean().default(true),
+        /**
+         * Address of the metrics listener. Loopback by default: bound beyond it, anyone who can
+         * reach it reads operational data (request rates, error codes, pool usage).
+         */
+        host: z.string().min(1).default('127.0.0.1'),
+        /** Port of the metrics listener (0: any free port). */
+        port: portNumber.default(9464),
+      })
+      .strict()
+      .prefault({}),
+    rateLimits: z
+      .object({
+        /** Turns every limit below off (the sign-in and user-code throttles stay). */
+        enabled: z.boolean().default(true),
+        /** REDIS_URL: keep the shared counters in Redis instead of the database. */
+        redisUrl: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+        /** The window every limit counts in. */
+        window: duration('1m').refine((v) => v >= 1 && v <= 3600, 'between 1 second and 1 hour'),
+        /** How often each instance adds its counts to the shared counters, milliseconds. */
+        syncInterval: z.number().int().min(10).max(10_000).default(250),
+        /** Counters each instance keeps in memory. */
+        maxCounters: z.number().int().min(1000).max(10_000_000).default(100_000),
+        token: clientAndAddress(1200, 2400),
+        introspection: clientAndAddress(6000, 6000),
+        revocation: clientAndAddress(600, 1200),
+        deviceAuthorization: clientAndAddress(60, 60),
+        registration: addressOnly(30),
+        /** POSTs of the sign-in, consent, logout, account and device forms. */
+        pages: addressOnly(120),
       })
       .strict()
       .prefault({}),
@@ -229,6 +272,9 @@ export function finishConfig(parsed: ParsedConfig): { ok: true; config: Gatehous
   if (parsed.tokens.accessTokenTtl < 1) problems.push('tokens.accessTokenTtl: must be at least 1 second');
   if (parsed.keys.refreshInterval > parsed.keys.prePublication && parsed.keys.prePublication > 0) {
     problems.push('keys.refreshInterval: must not exceed keys.prePublication, or instances would sign before others publish');
+  }
+  if (parsed.metrics.enabled && parsed.metrics.port !== 0 && parsed.metrics.port === parsed.port) {
+    problems.push('metrics.port: must differ from port (metrics are never served on the public listener)');
   }
   if (parsed.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(parsed.databaseUrl)) {
     problems.push('databaseUrl (DATABASE_URL): must be a postgres:// URL; leave it unset for SQLite');

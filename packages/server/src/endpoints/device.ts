@@ -43,6 +43,7 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
     // RFC 8628 §3.1: "The client authentication requirements of Section 3.2.1 of [RFC6749] apply
     // to requests on this endpoint": confidential clients authenticate, public ones name themselves.
     const { client } = await authenticateClient({ authorization: request.headers.authorization, params }, ctx.clientAuth, now, { allowPublic: true });
+    ctx.rateLimits.requireClientBudget('deviceAuthorization', client, now);
     // RFC 8628 §3.2 errors are those of RFC 6749 §5.2, among them unauthorized_client: "The
     // authenticated client is not authorized to use this authorization grant type."
     if (!client.grantTypes.includes(DEVICE_CODE_GRANT_TYPE)) throw new UnauthorizedClientError('the client is not registered for the device_code grant');
@@ -136,10 +137,14 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
     return client === undefined || client.disabled || !client.grantTypes.includes(DEVICE_CODE_GRANT_TYPE) ? undefined : client;
   };
 
-  /** The pending request this whole code names (selector and full digest), or undefined. */
-  const findPending = async (digests: UserCodeDigests, now: number): Promise<PendingDeviceAuthorization | undefined> => {
-    const pending = await storage.deviceCodes.findPendingBySelector(digests.selector, now);
-    return pending !== undefined && digestsEqual(pending.userCodeHash, digests.code) ? pending : undefined;
+  /**
+   * The pending request this whole code names (compared in constant time), and the other pending
+   * requests whose code starts the same way.
+   */
+  const findPending = async (digests: UserCodeDigests, now: number): Promise<{ match: PendingDeviceAuthorization | undefined; others: PendingDeviceAuthorization[] }> => {
+    const candidates = await storage.deviceCodes.findPendingBySelector(digests.selector, now);
+    const match = candidates.find((c) => digestsEqual(c.userCodeHash, digests.code));
+    return { match, others: candidates.filter((c) => c !== match) };
   };
 
   // RFC 8628 §3.3: "the authorization server prompts the user to enter the user code [...] and
@@ -184,11 +189,11 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
     }
     const code = normalizeUserCode(typed);
     const digests = code === undefined ? undefined : userCodeDigests(userCodeKey, code);
-    const candidate = digests === undefined ? undefined : await storage.deviceCodes.findPendingBySelector(digests.selector, now);
-    if (candidate === undefined || digests === undefined || code === undefined || !digestsEqual(candidate.userCodeHash, digests.code)) {
+    const { match: candidate, others } = digests === undefined ? { match: undefined, others: [] } : await findPending(digests, now);
+    if (candidate === undefined || digests === undefined || code === undefined) {
       // A wrong code that shares a pending request's first half counts against that request:
       // after a few, it is locked. The answer is the same either way.
-      if (candidate !== undefined) await storage.deviceCodes.recordWrongUserCode(candidate.deviceCodeHash, config.device.userCodeAttempts, now);
+      for (const other of others) await storage.deviceCodes.recordWrongUserCode(other.deviceCodeHash, config.device.userCodeAttempts, now);
       return showCodeEntry(request, reply, active, typed, 200, WRONG_CODE);
     }
     await loginThrottle.refund(keys, reservation);
@@ -221,21 +226,20 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
     }
     const decision = form.get(FORM_FIELDS.decision);
     if (decision === undefined || !(CONSENT_DECISIONS as readonly string[]).includes(decision)) return errorPage(request, reply, 400, 'Invalid request', 'Choose to allow or deny.');
-    const pending = await findPending(digests, now);
+    const { match: pending } = await findPending(digests, now);
     const client = pending === undefined ? undefined : await clientOf(pending);
     const gone = () => errorPage(request, reply, 400, 'This code can no longer be used', 'It was already used, has expired, or was locked. Start again on your device.');
     if (pending === undefined || client === undefined) return gone();
 
     if (decision === 'deny') {
-      if (!(await storage.deviceCodes.decideDeviceAuthorization(pending.deviceCodeHash, 'deny', now))) return gone();
+      if (!(await storage.deviceCodes.denyDeviceAuthorization(pending.deviceCodeHash, now))) return gone();
       return pages.render(reply, 'device-done', { approved: false, clientName: client.clientName ?? client.clientId });
     }
-    // Consent is recorded as a grant, as in the code flow; the device's tokens hang off it.
-    const { scope, resources } = pending.authorization;
-    const grant = await storage.grants.recordConsent(active.user.userId, client.clientId, scope, resources, now);
+    // Consent is recorded as a grant, as in the code flow (the device's tokens hang off it), in
+    // the transaction that claims the request: an approval that loses records nothing.
     const { session } = active;
-    const approval = { userId: active.user.userId, grantId: grant.grantId, sid: session.sid, authTime: session.authTime, acr: session.acr, amr: session.amr };
-    if (!(await storage.deviceCodes.decideDeviceAuthorization(pending.deviceCodeHash, { approve: approval }, now))) return gone();
+    const approval = { userId: active.user.userId, sid: session.sid, authTime: session.authTime, acr: session.acr, amr: session.amr };
+    if (!(await storage.deviceCodes.approveDeviceAuthorization(pending.deviceCodeHash, approval, now))) return gone();
     return pages.render(reply, 'device-done', { approved: true, clientName: client.clientName ?? client.clientId });
   });
   methodNotAllowed(app, `${paths.device}/confirm`, ['POST']);

@@ -16,7 +16,7 @@ export function registerIntrospectionEndpoint(app: FastifyInstance, ctx: ServerC
   app.post(ctx.paths.introspection, async (request, reply) => {
     // RFC 7662 §2.1: "the endpoint MUST also require some form of authorization to access this
     // endpoint" — callers authenticate as confidential clients; "token REQUIRED".
-    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: false });
+    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: false, bucket: 'introspection' });
     reply.type('application/json');
     const info = await ctx.accessTokens.inspect(token, now);
     // RFC 7662 §2.2: "If the introspection call is properly authorized but the token is not

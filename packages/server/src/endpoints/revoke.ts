@@ -8,7 +8,7 @@ import { sha256 } from '../tokens/random.js';
 export function registerRevocationEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   app.post(ctx.paths.revocation, async (request, reply) => {
     // RFC 7009 §2.1: "token REQUIRED. The token that the client wants to get revoked."
-    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: true });
+    const { client, token, now } = await readTokenOperation(ctx, request, reply, { allowPublic: true, bucket: 'revocation' });
     // RFC 7009 §2.1: token_type_hint is a hint; "the authorization server [...] MAY ignore it".
     // RFC 7009 §2.1: "If the token passed to the request is a refresh token and the
     // authorization server supports the revocation of access tokens, then the authorization

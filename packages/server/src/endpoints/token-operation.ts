@@ -20,12 +20,13 @@ export async function readTokenOperation(
   ctx: ServerContext,
   request: FastifyRequest,
   reply: FastifyReply,
-  options: { allowPublic: boolean },
+  options: { allowPublic: boolean; bucket: 'introspection' | 'revocation' },
 ): Promise<TokenOperation> {
   noStore(reply);
   const params = readForm(request);
   const now = ctx.clock();
   const { client } = await authenticateClient({ authorization: request.headers.authorization, params }, ctx.clientAuth, now, options);
+  ctx.rateLimits.requireClientBudget(options.bucket, client, now);
   const token = params.get('token');
   if (token === undefined) throw new InvalidRequestError('token is required');
   return { client, token, now };

@@ -29,11 +29,14 @@ export function registerTokenEndpoint(app: FastifyInstance, ctx: ServerContext):
       now,
       { allowPublic: handler.allowsPublicClients },
     );
+    ctx.rateLimits.requireClientBudget('token', client, now);
     // RFC 6749 §5.2 unauthorized_client: "The authenticated client is not authorized to use
     // this authorization grant type."
     if (!client.grantTypes.includes(grantType)) throw new UnauthorizedClientError('the client is not registered for this grant type');
     const response = await handler.handle({ client, params, now });
     ctx.usage.record(client.clientId, now);
+    // grant_type is a key of the registry here, so the label stays bounded.
+    ctx.metrics.tokenIssued(grantType);
     return reply.type('application/json').send(response);
   });
   methodNotAllowed(app, ctx.paths.token, ['POST']);

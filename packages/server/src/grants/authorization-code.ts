@@ -1,9 +1,8 @@
 import { InvalidGrantError, InvalidRequestError } from '../errors.js';
 import { verifyCodeVerifier } from '../protocol/pkce.js';
 import type { AuthorizationCodeRepository } from '../storage/repositories/authorization-code-repository.js';
-import { GrantRevokedError } from '../storage/repositories/lineage.js';
 import { sha256 } from '../tokens/random.js';
-import { mintNewLineage, readResourceParam, revokeLineage, type LineageDeps } from './delegated-tokens.js';
+import { mintNewLineage, readResourceParam, revokeLineage, unlessGrantRevoked, type LineageDeps } from './delegated-tokens.js';
 import type { GrantHandler, TokenResponse } from './grant-handler.js';
 
 export interface AuthorizationCodeDeps extends LineageDeps {
@@ -52,13 +51,7 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
       if (!(await deps.isUserActive(stored.userId))) throw new InvalidGrantError('the user can no longer sign in');
 
       const { lineage, response } = await mintNewLineage(deps, { client, delegation: stored, resource, nonce: stored.nonce, now });
-      let result;
-      try {
-        result = await deps.codes.redeemAuthorizationCode(codeHash, now, lineage);
-      } catch (err) {
-        if (err instanceof GrantRevokedError) throw new InvalidGrantError('the authorization was revoked');
-        throw err;
-      }
+      const result = await unlessGrantRevoked(deps.codes.redeemAuthorizationCode(codeHash, now, lineage));
       if (result === 'already_used') {
         // Lost a race with another redemption of the same code, or it expired meanwhile.
         await revokeWhatTheCodeIssued(deps, codeHash, now);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ResourceCatalog } from '../cache/resource-catalog.js';
-import { InvalidScopeError, InvalidTargetError } from '../errors.js';
+import { InvalidGrantError, InvalidScopeError, InvalidTargetError } from '../errors.js';
 import type { Client, Delegation } from '../model.js';
 import { IDENTITY_SCOPES } from '../protocol/authorization-request.js';
 import type { FormParams } from '../protocol/form.js';
@@ -11,7 +11,7 @@ import type { AccessTokenService } from '../tokens/access-token.js';
 import type { IdTokenService } from '../tokens/id-token.js';
 import { randomToken, sha256 } from '../tokens/random.js';
 import type { AccessTokenRepository } from '../storage/repositories/access-token-repository.js';
-import type { NewLineage } from '../storage/repositories/lineage.js';
+import { GrantRevokedError, type NewLineage } from '../storage/repositories/lineage.js';
 import type { RefreshTokenRepository } from '../storage/repositories/refresh-token-repository.js';
 import type { TokenResponse } from './grant-handler.js';
 import { accessTokenLifetime } from './token-target.js';
@@ -215,5 +215,15 @@ export async function revokeLineage(
   if (issued.familyId !== null) await deps.refreshTokens.revokeFamily(issued.familyId, now);
   if (issued.accessTokenJti !== null && issued.accessTokenExpiresAt !== null) {
     await deps.revokedAccessTokens.revokeAccessTokenId(issued.accessTokenJti, issued.accessTokenExpiresAt);
+  }
+}
+
+/** A redemption's storage step, with a grant revoked meanwhile answered as invalid_grant. */
+export async function unlessGrantRevoked<T>(redemption: Promise<T>): Promise<T> {
+  try {
+    return await redemption;
+  } catch (err) {
+    if (err instanceof GrantRevokedError) throw new InvalidGrantError('the authorization was revoked');
+    throw err;
   }
 }

@@ -2,9 +2,8 @@ import { AccessDeniedError, DevicePollError, InvalidGrantError, InvalidRequestEr
 import { DEVICE_CODE_GRANT_TYPE } from '../model.js';
 import { pollOutcome, SLOW_DOWN_INCREMENT, minimumPollGap } from '../protocol/device-authorization.js';
 import type { DeviceCodeRepository } from '../storage/repositories/device-code-repository.js';
-import { GrantRevokedError } from '../storage/repositories/lineage.js';
 import { sha256 } from '../tokens/random.js';
-import { mintNewLineage, readResourceParam, revokeLineage, type LineageDeps } from './delegated-tokens.js';
+import { mintNewLineage, readResourceParam, unlessGrantRevoked, type LineageDeps } from './delegated-tokens.js';
 import type { GrantHandler, TokenResponse } from './grant-handler.js';
 
 export interface DeviceCodeDeps extends LineageDeps {
@@ -34,9 +33,9 @@ export function createDeviceCodeGrant(deps: DeviceCodeDeps): GrantHandler {
         case 'unknown':
           throw new InvalidGrantError('the device code is not valid');
         case 'replayed':
-          // As for authorization codes (RFC 6749 §4.1.2), a device code presented again after its
-          // tokens were issued revokes them: one of the two presenters is not the device.
-          await revokeLineage(deps, outcome.authorization, now);
+          // Single use. Unlike an authorization code, a device code never passes through a
+          // browser (it goes from this server to the device and back, nowhere else), so a second
+          // presentation is the device retrying, not a thief: its tokens are left alone.
           throw new InvalidGrantError('the device code was already used');
         case 'expired':
           throw new DevicePollError('expired_token', 'the device code has expired; start again');
@@ -56,19 +55,10 @@ export function createDeviceCodeGrant(deps: DeviceCodeDeps): GrantHandler {
       if (!(await deps.isUserActive(approval.userId))) throw new InvalidGrantError('the user can no longer sign in');
       const delegation = { clientId: client.clientId, scope: outcome.authorization.scope, resources: outcome.authorization.resources, ...approval };
       const { lineage, response } = await mintNewLineage(deps, { client, delegation, resource, nonce: null, now });
-      let result;
-      try {
-        result = await deps.deviceCodes.redeemDeviceCode(deviceCodeHash, now, lineage);
-      } catch (err) {
-        if (err instanceof GrantRevokedError) throw new InvalidGrantError('the authorization was revoked');
-        throw err;
-      }
-      if (result === 'not_redeemable') {
-        // Another request redeemed it first (or it expired meanwhile): a replay.
-        const after = await deps.deviceCodes.findDeviceAuthorization(deviceCodeHash);
-        if (after !== undefined && after.status === 'consumed') await revokeLineage(deps, after, now);
-        throw new InvalidGrantError('the device code was already used');
-      }
+      const result = await unlessGrantRevoked(deps.deviceCodes.redeemDeviceCode(deviceCodeHash, now, lineage));
+      // Another poll redeemed it while this one was minting (or it expired meanwhile); what this
+      // one minted was never recorded, so it is worth nothing.
+      if (result === 'not_redeemable') throw new InvalidGrantError('the device code was already used');
       return response;
     },
   };

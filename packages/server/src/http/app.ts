@@ -4,11 +4,14 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidRequestError, OAuthError, ServerError, TemporarilyUnavailableError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { Metrics, UNMATCHED_ROUTE } from '../metrics.js';
 import { isStorageUnavailable } from '../storage/database.js';
-import { sendOAuthError } from './reply.js';
+import { sendOAuthError, sentOAuthError } from './reply.js';
 
 export interface HttpOptions {
   logger: Logger;
+  /** Every answered request is counted here, by route pattern (never the URL), method and status; a registry of its own when absent. */
+  metrics?: Metrics;
   bodyLimit: number;
   requestTimeout: number;
   maxConnections: number;
@@ -58,6 +61,21 @@ const SINGLETON_HEADERS = new Set(['authorization', 'content-type']);
  * line per request. Endpoints register their routes on the returned instance.
  */
 export function createHttpApp(options: HttpOptions): FastifyInstance {
+  const metrics = options.metrics ?? new Metrics();
+  /** Counts an answered request and writes its log line. */
+  const answered = (request: FastifyRequest, reply: FastifyReply): void => {
+    // The route pattern (`/interaction/:id`), never the URL: no code, token or id in a label.
+    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+    const status = reply.statusCode;
+    const ms = reply.elapsedTime;
+    metrics.observeRequest(route, request.method, status, ms / 1000);
+    if (status >= 400) {
+      const error = sentOAuthError(reply);
+      if (error !== undefined) metrics.oauthError(route, error);
+    }
+    request.log.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100 }, 'request');
+  };
+
   const app = Fastify({
     // Timeouts enforced within a second (Node checks every 30 s by default), connections capped:
     // a client dripping headers or a body cannot hold a connection past requestTimeout.
@@ -78,8 +96,10 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     return503OnClosing: true,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Malformed percent-encoding in the path, over-long path parameters: invalid_request too.
-    frameworkErrors: (err, _request, reply) => {
+    frameworkErrors: (err, request, reply) => {
       sendOAuthError(reply, mapFrameworkError(err) ?? new InvalidRequestError('malformed request'));
+      // Refused by the router, before any hook (so no onResponse): counted here, as unmatched.
+      answered(request, reply);
     },
     clientErrorHandler: onClientError,
   });
@@ -108,17 +128,7 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     return payload;
   });
 
-  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
-    request.log.info(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 100) / 100,
-      },
-      'request',
-    );
-  });
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => answered(request, reply));
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     if (err instanceof OAuthError) {

@@ -39,7 +39,7 @@ export function validateDeviceAuthorizationRequest(params: FormParams, client: C
 
 export type PollOutcome =
   | { kind: 'unknown' }
-  | { kind: 'replayed'; authorization: DeviceAuthorization }
+  | { kind: 'replayed' }
   | { kind: 'expired' }
   | { kind: 'denied' }
   | { kind: 'locked' }
@@ -51,7 +51,7 @@ export function pollOutcome(stored: DeviceAuthorization | undefined, clientId: s
   // RFC 8628 §3.4: the device code is bound to the client it was issued to: for any other
   // client it does not exist.
   if (stored === undefined || stored.clientId !== clientId) return { kind: 'unknown' };
-  if (stored.status === 'consumed') return { kind: 'replayed', authorization: stored };
+  if (stored.status === 'consumed') return { kind: 'replayed' };
   if (stored.expiresAt <= now) return { kind: 'expired' };
   switch (stored.status) {
     case 'denied':

@@ -8,6 +8,7 @@ import * as generations from './migrations/0002-generations.js';
 import * as users from './migrations/0003-users.js';
 import * as authorization from './migrations/0004-authorization.js';
 import * as device from './migrations/0005-device.js';
+import * as rateLimits from './migrations/0006-rate-limits.js';
 import type { Database } from './schema.js';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -19,12 +20,25 @@ export type DialectName = 'sqlite' | 'postgres';
  */
 export type ReadRows = (sqlText: string, parameters: readonly unknown[]) => Promise<unknown[]>;
 
+/** Connection pool usage (PostgreSQL), as `pg.Pool` counts it. */
+export interface PoolStats {
+  /** Open connections, idle or checked out. */
+  total: number;
+  idle: number;
+  /** Queries waiting for a connection. */
+  waiting: number;
+  /** The most connections the pool opens. */
+  max: number;
+}
+
 export interface DatabaseHandle {
   db: Kysely<Database>;
   dialect: DialectName;
   readRows: ReadRows;
   /** A short description for logs (no credentials). */
   location: string;
+  /** Pool usage now; PostgreSQL only (SQLite has no pool). */
+  poolStats?: () => PoolStats;
   close(): Promise<void>;
 }
 
@@ -39,9 +53,10 @@ export interface DatabaseOptions {
 
 export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   if (options.databaseUrl !== undefined) {
+    const max = options.poolSize ?? 10;
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
-      max: options.poolSize ?? 10,
+      max,
       connectionTimeoutMillis: 5_000,
       // Short statements only: nothing on the token path should ever take this long.
       statement_timeout: 10_000,
@@ -55,7 +70,8 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(options.databaseUrl);
     const readRows: ReadRows = async (sqlText, parameters) => (await db.executeQuery(CompiledQuery.raw(sqlText, [...parameters]))).rows;
-    return { db, dialect: 'postgres', readRows, location: `postgres://${url.host}${url.pathname}`, close: () => db.destroy() };
+    const poolStats = (): PoolStats => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max });
+    return { db, dialect: 'postgres', readRows, location: `postgres://${url.host}${url.pathname}`, poolStats, close: () => db.destroy() };
   }
   // The data directory also holds the generated key-encryption key: owner only.
   mkdirSync(dirname(options.sqliteFile), { recursive: true, mode: 0o700 });
@@ -117,6 +133,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-users': users,
   '0004-authorization': authorization,
   '0005-device': device,
+  '0006-rate-limits': rateLimits,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -220,7 +220,8 @@ export interface DeviceCodeTable {
   device_code_hash: string;
   /** HMAC of the user code's first half while the request is pending; null once decided. */
   selector_hash: string | null;
-  user_code_hash: string;
+  /** HMAC of the whole user code while the request is pending (unique); null once decided. */
+  user_code_hash: string | null;
   client_id: string;
   scope: string;
   resources: string;
@@ -240,6 +241,12 @@ export interface DeviceCodeTable {
   family_id: string | null;
   access_token_jti: string | null;
   access_token_expires_at: number | null;
+}
+
+export interface RateLimitCounterTable {
+  counter_key: string;
+  hits: number;
+  expires_at: number;
 }
 
 export interface Database {
@@ -263,4 +270,5 @@ export interface Database {
   token_families: TokenFamilyTable;
   refresh_tokens: RefreshTokenTable;
   device_codes: DeviceCodeTable;
+  rate_limit_counters: RateLimitCounterTable;
 }

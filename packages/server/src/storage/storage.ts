@@ -15,6 +15,7 @@ import { InteractionRepository } from './repositories/interaction-repository.js'
 import { RefreshTokenRepository } from './repositories/refresh-token-repository.js';
 import { JanitorRepository } from './repositories/janitor-repository.js';
 import { DeviceCodeRepository } from './repositories/device-code-repository.js';
+import { RateLimitRepository } from './repositories/rate-limit-repository.js';
 
 /** Every repository over one database handle. */
 export class Storage {
@@ -33,6 +34,7 @@ export class Storage {
   readonly refreshTokens: RefreshTokenRepository;
   readonly janitor: JanitorRepository;
   readonly deviceCodes: DeviceCodeRepository;
+  readonly rateLimits: RateLimitRepository;
 
   constructor(readonly handle: DatabaseHandle) {
     const db = handle.db;
@@ -51,6 +53,7 @@ export class Storage {
     this.refreshTokens = new RefreshTokenRepository(db);
     this.janitor = new JanitorRepository(db);
     this.deviceCodes = new DeviceCodeRepository(db);
+    this.rateLimits = new RateLimitRepository(db);
     this.#generationsSql = db.selectFrom('generations').select(['name', 'value']).compile().sql;
   }
 

@@ -51,7 +51,7 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
     if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'NODE_OPTIONS') continue;
     env[key] = value;
   }
-  return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', ...extra };
+  return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_METRICS_PORT: '0', ...extra };
 }
 
 function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
@@ -263,7 +263,7 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
 
   it('migrate applies the schema once', async () => {
     const first = await runJson<{ database: string; applied: string[] }>(['migrate', '--json']);
-    expect(first).toEqual({ database: join(dataDir, 'gatehouse.db'), applied: ['0001-foundation', '0002-generations', '0003-users', '0004-authorization', '0005-device'] });
+    expect(first).toEqual({ database: join(dataDir, 'gatehouse.db'), applied: ['0001-foundation', '0002-generations', '0003-users', '0004-authorization', '0005-device', '0006-rate-limits'] });
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     const again = await runOk(['migrate']);
     expect(again.stdout.trim()).toBe('database is up to date');
@@ -272,7 +272,7 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
   it('janitor deletes expired rows now and reports them by table', async () => {
     const { deleted } = await runJson<{ deleted: Record<string, number> }>(['janitor', '--json']);
     expect(Object.keys(deleted).sort()).toEqual(
-      ['authorization_codes', 'browser_sessions', 'device_codes', 'initial_access_tokens', 'interactions', 'login_throttle', 'opaque_access_tokens', 'revoked_access_tokens', 'signing_keys', 'token_families', 'used_assertions'],
+      ['authorization_codes', 'browser_sessions', 'device_codes', 'initial_access_tokens', 'interactions', 'login_throttle', 'opaque_access_tokens', 'rate_limit_counters', 'revoked_access_tokens', 'signing_keys', 'token_families', 'used_assertions'],
     );
     expect(Object.values(deleted).every((n) => Number.isInteger(n) && n >= 0)).toBe(true);
   });

@@ -1,39 +1,7 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { proxiedPostgres, type CuttableProxy } from '../helpers/cuttable-proxy.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth, postForm, startTestServer, type TestServer } from '../helpers/server.js';
-import { createPostgresSchema, TEST_DATABASE_URL, type PostgresSchema } from '../helpers/postgres.js';
-
-/** A TCP proxy in front of PostgreSQL that the test can cut and restore: a database outage on demand. */
-class CuttableProxy {
-  #server: Server | undefined;
-  #sockets = new Set<Socket>();
-  constructor(
-    private readonly target: { host: string; port: number },
-    public port = 0,
-  ) {}
-
-  async start(): Promise<void> {
-    const server = createServer((inbound) => {
-      const outbound = connect(this.target.port, this.target.host);
-      for (const s of [inbound, outbound]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    await new Promise<void>((resolve) => server.listen(this.port, '127.0.0.1', resolve));
-    const address = server.address();
-    if (typeof address === 'object' && address) this.port = address.port;
-    this.#server = server;
-  }
-
-  async cut(): Promise<void> {
-    for (const s of this.#sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
-    this.#server = undefined;
-  }
-}
+import { TEST_DATABASE_URL, type PostgresSchema } from '../helpers/postgres.js';
 
 describe.skipIf(TEST_DATABASE_URL === undefined)('PostgreSQL outage', () => {
   let schema: PostgresSchema;
@@ -44,12 +12,7 @@ describe.skipIf(TEST_DATABASE_URL === undefined)('PostgreSQL outage', () => {
   let proxiedUrl: string;
 
   beforeAll(async () => {
-    schema = await createPostgresSchema();
-    const db = new URL(schema.url);
-    proxy = new CuttableProxy({ host: db.hostname, port: Number(db.port || 5432) });
-    await proxy.start();
-    db.host = `127.0.0.1:${proxy.port}`;
-    proxiedUrl = db.toString();
+    ({ schema, proxy, url: proxiedUrl } = await proxiedPostgres());
     t = await startTestServer({ dialect: 'sqlite', config: { databaseUrl: proxiedUrl } });
     const c = await t.createClient({ scope: '' });
     creds = { clientId: c.clientId, clientSecret: c.clientSecret ?? '' };

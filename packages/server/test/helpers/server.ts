@@ -30,6 +30,8 @@ export interface TestServer {
   dataDir: string;
   /** The PostgreSQL URL (with its schema) when on PostgreSQL. */
   databaseUrl: string | undefined;
+  /** The admin listener's `GET /metrics` URL (a free port of its own), undefined when metrics are off. */
+  metricsUrl: string | undefined;
   clock: TestClock;
   /** Creates a client the way `gatehouse clients create` does; returns its id and secret. */
   createClient(metadata: Record<string, unknown>): Promise<{ clientId: string; clientSecret?: string }>;
@@ -74,11 +76,23 @@ export async function startTestServer(
       dataDir,
       logLevel: 'silent',
       ...(databaseUrl ? { databaseUrl } : {}),
+      // Test suites send hundreds of requests a second from one address: limits are off unless a
+      // test turns them on (test/e2e/rate-limits.test.ts).
+      rateLimits: { enabled: false },
       ...options.config,
+      // Any free port, so servers in parallel test files never collide on the default 9464.
+      metrics: { port: 0, ...options.config?.metrics },
     },
     { clock: clock.now, logger: createLogger(process.env.GATEHOUSE_TEST_LOGS ? 'debug' : 'silent') },
   );
-  await server.listen();
+  try {
+    await server.listen();
+  } catch (err) {
+    await server.close();
+    await schema?.drop();
+    if (shared === undefined) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const issuer = server.config.issuer;
   return {
     server,
@@ -86,6 +100,7 @@ export async function startTestServer(
     url: `http://127.0.0.1:${port}`,
     dataDir,
     databaseUrl,
+    metricsUrl: server.metricsUrl,
     clock,
     async createClient(metadata) {
       const verdict = validateClientMetadata(

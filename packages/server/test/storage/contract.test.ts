@@ -62,7 +62,7 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
     if (dialect === 'postgres') schema = await createPostgresSchema();
     storage = openStorage({ databaseUrl: schema?.url, sqliteFile: join(dir, 'test.db') });
     const first = await migrateToLatest(storage.handle.db);
-    expect(first.applied).toEqual(['0001-foundation', '0002-generations', '0003-users', '0004-authorization', '0005-device']);
+    expect(first.applied).toEqual(['0001-foundation', '0002-generations', '0003-users', '0004-authorization', '0005-device', '0006-rate-limits']);
     const second = await migrateToLatest(storage.handle.db);
     expect(second.applied).toEqual([]);
   });

@@ -75,20 +75,24 @@ describe.each(DIALECTS)('device code repository on %s', (dialect: Dialect) => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a live request keeps its selector; an expired one gives it up to a new request', async () => {
+  it('a user code is unique among pending requests; an expired request gives its code up; selectors may repeat', async () => {
     const first = request();
     expect(await storage.deviceCodes.createDeviceAuthorization(first)).toBe(true);
-    expect(await storage.deviceCodes.createDeviceAuthorization(request({ selectorHash: first.selectorHash }))).toBe(false);
-    const later = request({ selectorHash: first.selectorHash, createdAt: NOW + 600, expiresAt: NOW + 1200 });
+    expect(await storage.deviceCodes.createDeviceAuthorization(request({ userCodeHash: first.userCodeHash }))).toBe(false);
+    const later = request({ userCodeHash: first.userCodeHash, createdAt: NOW + 600, expiresAt: NOW + 1200 });
     expect(await storage.deviceCodes.createDeviceAuthorization(later)).toBe(true);
-    expect(await storage.deviceCodes.findPendingBySelector(first.selectorHash, NOW + 601)).toMatchObject({ deviceCodeHash: later.deviceCodeHash });
-    // The expired one is still there (for the device's expired_token), without a selector.
+    // The expired one is still there (for the device's expired_token), without its code.
     expect(await storage.deviceCodes.findDeviceAuthorization(first.deviceCodeHash)).toMatchObject({ status: 'pending' });
+    // Two pending requests whose codes start alike are both found by the selector.
+    const sibling = request({ selectorHash: later.selectorHash, createdAt: NOW + 600, expiresAt: NOW + 1200 });
+    expect(await storage.deviceCodes.createDeviceAuthorization(sibling)).toBe(true);
+    const found = await storage.deviceCodes.findPendingBySelector(later.selectorHash, NOW + 601);
+    expect(found.map((f) => f.deviceCodeHash).sort()).toEqual([later.deviceCodeHash, sibling.deviceCodeHash].sort());
   });
 
-  it('concurrent inserts of one selector: exactly one holds it', async () => {
-    const selectorHash = sha256('contended');
-    const results = await Promise.all(Array.from({ length: 10 }, () => storage.deviceCodes.createDeviceAuthorization(request({ selectorHash }))));
+  it('concurrent inserts of one user code: exactly one holds it', async () => {
+    const userCodeHash = sha256('contended');
+    const results = await Promise.all(Array.from({ length: 10 }, () => storage.deviceCodes.createDeviceAuthorization(request({ userCodeHash }))));
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
@@ -99,28 +103,39 @@ describe.each(DIALECTS)('device code repository on %s', (dialect: Dialect) => {
     expect(await storage.deviceCodes.recordWrongUserCode(r.deviceCodeHash, 3, NOW)).toBe(false);
     expect(await storage.deviceCodes.recordWrongUserCode(r.deviceCodeHash, 3, NOW)).toBe(true);
     expect(await storage.deviceCodes.findDeviceAuthorization(r.deviceCodeHash)).toMatchObject({ status: 'locked', failedAttempts: 3 });
-    expect(await storage.deviceCodes.findPendingBySelector(r.selectorHash, NOW)).toBeUndefined();
-    expect(await storage.deviceCodes.decideDeviceAuthorization(r.deviceCodeHash, 'deny', NOW)).toBe(false);
+    expect(await storage.deviceCodes.findPendingBySelector(r.selectorHash, NOW)).toEqual([]);
+    expect(await storage.deviceCodes.denyDeviceAuthorization(r.deviceCodeHash, NOW)).toBe(false);
   });
 
-  it('concurrent decisions: exactly one counts', async () => {
-    const r = request();
-    await storage.deviceCodes.createDeviceAuthorization(r);
-    const user = await storage.users.createUser({ username: `u${n}` }, null, NOW);
-    const grant = await storage.grants.recordConsent(user.userId, 'tv', ['tv:watch'], [], NOW);
-    const approval = { userId: user.userId, grantId: grant.grantId, sid: null, authTime: NOW, acr: null, amr: ['pwd'] };
-    const decisions = await Promise.all(Array.from({ length: 10 }, (_, i) => storage.deviceCodes.decideDeviceAuthorization(r.deviceCodeHash, i % 2 === 0 ? { approve: approval } : 'deny', NOW)));
-    expect(decisions.filter(Boolean)).toHaveLength(1);
-    const stored = await storage.deviceCodes.findDeviceAuthorization(r.deviceCodeHash);
-    expect(stored?.status === 'approved' ? stored.approval : null).toEqual(stored?.status === 'approved' ? approval : null);
+  it('concurrent decisions: exactly one counts, and consent is recorded only when an approval wins', async () => {
+    for (let round = 0; round < 5; round++) {
+      const r = request();
+      await storage.deviceCodes.createDeviceAuthorization(r);
+      const user = await storage.users.createUser({ username: `u${n}` }, null, NOW);
+      const approval = { userId: user.userId, sid: null, authTime: NOW, acr: null, amr: ['pwd'] };
+      const decisions = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 === 0 ? storage.deviceCodes.approveDeviceAuthorization(r.deviceCodeHash, approval, NOW) : storage.deviceCodes.denyDeviceAuthorization(r.deviceCodeHash, NOW))),
+      );
+      expect(decisions.filter(Boolean)).toHaveLength(1);
+      const stored = await storage.deviceCodes.findDeviceAuthorization(r.deviceCodeHash);
+      const grant = await storage.grants.findGrant(user.userId, 'tv');
+      if (stored?.status === 'approved') {
+        expect(grant?.scope).toEqual(['tv:watch']);
+        expect(stored.approval).toEqual({ ...approval, grantId: grant?.grantId });
+      } else {
+        expect(stored?.status).toBe('denied');
+        expect(grant).toBeUndefined();
+      }
+    }
   });
 
   it('concurrent redemptions of an approved request: exactly one records a lineage', async () => {
     const r = request();
     await storage.deviceCodes.createDeviceAuthorization(r);
     const user = await storage.users.createUser({ username: `u${n}` }, null, NOW);
-    const grant = await storage.grants.recordConsent(user.userId, 'tv', ['tv:watch'], [], NOW);
-    await storage.deviceCodes.decideDeviceAuthorization(r.deviceCodeHash, { approve: { userId: user.userId, grantId: grant.grantId, sid: null, authTime: NOW, acr: null, amr: [] } }, NOW);
+    expect(await storage.deviceCodes.approveDeviceAuthorization(r.deviceCodeHash, { userId: user.userId, sid: null, authTime: NOW, acr: null, amr: [] }, NOW)).toBe(true);
+    const grant = await storage.grants.findGrant(user.userId, 'tv');
+    if (grant === undefined) throw new Error('no grant');
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) =>
         storage.deviceCodes.redeemDeviceCode(r.deviceCodeHash, NOW + 1, { familyId: `fam-${n}-${i}`, familyExpiresAt: NOW + 3600, accessTokenJti: `jti-${n}-${i}`, accessTokenExpiresAt: NOW + 600 }),

@@ -82,8 +82,20 @@ describe('environment overrides', () => {
 
   it('maps every documented variable to a setting', () => {
     expect(Object.keys(ENV_VARIABLES).sort()).toEqual(
-      ['DATABASE_URL', 'GATEHOUSE_DATA_DIR', 'GATEHOUSE_HOST', 'GATEHOUSE_ISSUER', 'GATEHOUSE_LOG_LEVEL', 'GATEHOUSE_PORT', 'GATEHOUSE_SECRET', 'GATEHOUSE_SECRET_FILE'].sort(),
+      [
+        'DATABASE_URL', 'GATEHOUSE_DATA_DIR', 'GATEHOUSE_HOST', 'GATEHOUSE_ISSUER', 'GATEHOUSE_LOG_LEVEL', 'GATEHOUSE_METRICS_ENABLED', 'GATEHOUSE_METRICS_PORT', 'GATEHOUSE_PORT',
+        'GATEHOUSE_SECRET', 'GATEHOUSE_SECRET_FILE', 'REDIS_URL',
+      ].sort(),
     );
+  });
+
+  it('nested settings from the environment keep the file section they belong to', () => {
+    const file = configFile({ metrics: { host: '127.0.0.1', port: 9500 }, rateLimits: { token: { perClient: 5 } } });
+    const config = loadConfig({ file, env: { GATEHOUSE_METRICS_PORT: '0', GATEHOUSE_METRICS_ENABLED: 'false', REDIS_URL: 'redis://127.0.0.1:6379' } });
+    expect(config.metrics).toEqual({ enabled: false, host: '127.0.0.1', port: 0 });
+    expect(config.rateLimits.redisUrl).toBe('redis://127.0.0.1:6379');
+    expect(config.rateLimits.token.perClient).toBe(5);
+    expect(configError(() => loadConfig({ file, env: { REDIS_URL: 'http://example.com' } })).problems.join('\n')).toMatch(/rateLimits\.redisUrl \(REDIS_URL\)/);
   });
 
   it('does not read process.env when env is given', () => {

@@ -3,7 +3,7 @@ import { createAuthorizationServer } from '../../server.js';
 import { configFrom } from '../shared.js';
 import { sqliteFile } from '../../server.js';
 
-function banner(issuer: string, storage: string): string {
+function banner(issuer: string, storage: string, metricsUrl: string | undefined): string {
   const cli = 'npx gatehouse';
   return [
     '',
@@ -11,6 +11,7 @@ function banner(issuer: string, storage: string): string {
     `  issuer:    ${issuer}`,
     `  metadata:  ${issuer}/.well-known/oauth-authorization-server`,
     `  storage:   ${storage}`,
+    `  metrics:   ${metricsUrl ?? 'off (metrics.enabled is false)'}`,
     '',
     'Try it from another terminal in this directory:',
     `  ${cli} resources create --identifier https://api.example.com --name "Example API" --scope example:read`,
@@ -34,8 +35,8 @@ export function registerStartCommand(program: Command): void {
         throw err;
       }
       const storage = config.databaseUrl === undefined ? `SQLite ${sqliteFile(config)}` : `PostgreSQL ${server.storage.handle.location}`;
-      server.logger.info({ issuer: config.issuer, storage }, 'gatehouse started');
-      process.stderr.write(`${banner(config.issuer, storage)}\n`);
+      server.logger.info({ issuer: config.issuer, storage, metrics: server.metricsUrl }, 'gatehouse started');
+      process.stderr.write(`${banner(config.issuer, storage, server.metricsUrl)}\n`);
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;

@@ -4,18 +4,19 @@ import type { Kysely } from 'kysely';
  * The device authorization grant (RFC 8628): one row per device authorization request.
  *
  * The device code is stored as its SHA-256 digest (it is a 256-bit secret); the user code as two
- * keyed digests (HMAC with a sub-key of the server secret; a user code has only ~35 bits): its
- * first half finds the pending request (`selector_hash`, unique, cleared once the request is
- * decided or locked), the whole proves it (`user_code_hash`). What the user approved (who, which
- * grant, how they signed in) is filled in on approval; what the device then received (its token
- * family and access token) on redemption, so a replay can revoke it.
+ * keyed digests (HMAC with a sub-key of the server secret; a user code has only ~35 bits): of its
+ * first half (`selector_hash`: a wrong code that shares it counts against the request) and of
+ * the whole (`user_code_hash`, unique among pending requests). Both are cleared once the request
+ * is decided or locked. What the user approved (who, which grant, how they signed in) is filled
+ * in on approval; what the device then received (its token family and access token) on
+ * redemption, for incident response.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('device_codes')
     .addColumn('device_code_hash', 'varchar(64)', (c) => c.primaryKey())
-    .addColumn('selector_hash', 'varchar(64)', (c) => c.unique())
-    .addColumn('user_code_hash', 'varchar(64)', (c) => c.notNull())
+    .addColumn('selector_hash', 'varchar(64)')
+    .addColumn('user_code_hash', 'varchar(64)', (c) => c.unique())
     .addColumn('client_id', 'varchar(128)', (c) => c.notNull().references('clients.client_id').onDelete('cascade'))
     .addColumn('scope', 'text', (c) => c.notNull())
     .addColumn('resources', 'text', (c) => c.notNull())
@@ -37,6 +38,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('access_token_jti', 'varchar(64)')
     .addColumn('access_token_expires_at', 'bigint')
     .execute();
+  await db.schema.createIndex('device_codes_selector').on('device_codes').column('selector_hash').execute();
   await db.schema.createIndex('device_codes_expires').on('device_codes').column('expires_at').execute();
   await db.schema.createIndex('device_codes_grant').on('device_codes').column('grant_id').execute();
   await db.schema.createIndex('device_codes_client').on('device_codes').column('client_id').execute();

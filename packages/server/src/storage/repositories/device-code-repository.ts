@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { DeviceApproval, DeviceAuthorization, DeviceAuthorizationStatus } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
 import type { Database, DeviceCodeTable } from '../schema.js';
+import { mergeConsent } from './grant-repository.js';
 import { recordLineage, type NewLineage } from './lineage.js';
 
 function toDeviceAuthorization(row: Selectable<DeviceCodeTable>): DeviceAuthorization {
@@ -57,12 +58,18 @@ export class DeviceCodeRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
   /**
-   * Stores a new request. False when a pending, unexpired request already holds the selector
-   * (the caller draws another user code); an expired one gives its selector up first.
+   * Stores a new request. False when a pending, unexpired request already has this very user
+   * code (one chance in 20^8 per pending request: the caller draws another); an expired one gives
+   * its code up first.
    */
   async createDeviceAuthorization(d: NewDeviceAuthorization): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      await trx.updateTable('device_codes').set({ selector_hash: null }).where('selector_hash', '=', d.selectorHash).where('expires_at', '<=', d.createdAt).execute();
+      await trx
+        .updateTable('device_codes')
+        .set({ selector_hash: null, user_code_hash: null })
+        .where('user_code_hash', '=', d.userCodeHash)
+        .where('expires_at', '<=', d.createdAt)
+        .execute();
       const inserted = await trx
         .insertInto('device_codes')
         .values({
@@ -89,7 +96,7 @@ export class DeviceCodeRepository {
           access_token_jti: null,
           access_token_expires_at: null,
         })
-        .onConflict((oc) => oc.column('selector_hash').doNothing())
+        .onConflict((oc) => oc.column('user_code_hash').doNothing())
         .executeTakeFirst();
       return Number(inserted.numInsertedOrUpdatedRows ?? 0n) > 0;
     });
@@ -100,16 +107,17 @@ export class DeviceCodeRepository {
     return row && toDeviceAuthorization(row);
   }
 
-  /** The pending, unexpired request whose user code starts with this selector. */
-  async findPendingBySelector(selectorHash: string, now: number): Promise<PendingDeviceAuthorization | undefined> {
-    const row = await this.db
+  /** The pending, unexpired requests whose user code starts with this selector (usually none or one). */
+  async findPendingBySelector(selectorHash: string, now: number): Promise<PendingDeviceAuthorization[]> {
+    const rows = await this.db
       .selectFrom('device_codes')
       .selectAll()
       .where('selector_hash', '=', selectorHash)
       .where('status', '=', 'pending')
       .where('expires_at', '>', now)
-      .executeTakeFirst();
-    return row && { deviceCodeHash: row.device_code_hash, userCodeHash: row.user_code_hash, authorization: toDeviceAuthorization(row) };
+      .limit(20)
+      .execute();
+    return rows.map((row) => ({ deviceCodeHash: row.device_code_hash, userCodeHash: row.user_code_hash ?? '', authorization: toDeviceAuthorization(row) }));
   }
 
   /**
@@ -123,6 +131,7 @@ export class DeviceCodeRepository {
         failed_attempts: eb('failed_attempts', '+', 1),
         status: eb.case().when('failed_attempts', '>=', lockAfter - 1).then('locked').else('pending').end(),
         selector_hash: eb.case().when('failed_attempts', '>=', lockAfter - 1).then(eb.val<string | null>(null)).else(eb.ref('selector_hash')).end(),
+        user_code_hash: eb.case().when('failed_attempts', '>=', lockAfter - 1).then(eb.val<string | null>(null)).else(eb.ref('user_code_hash')).end(),
         decided_at: eb.case().when('failed_attempts', '>=', lockAfter - 1).then(now).else(eb.ref('decided_at')).end(),
       }))
       .where('device_code_hash', '=', deviceCodeHash)
@@ -133,21 +142,44 @@ export class DeviceCodeRepository {
   }
 
   /**
-   * The user's decision on a pending, unexpired request: approve (with who and which grant) or
-   * deny. False when it was already decided, locked or expired (only the first decision counts).
+   * The user allows a pending, unexpired request: in one transaction the request is claimed
+   * (only the first decision counts), the user's consent is recorded as a grant (created or
+   * widened) and the request names it. False, with nothing written, when it was already decided,
+   * locked or expired.
    */
-  async decideDeviceAuthorization(deviceCodeHash: string, decision: { approve: DeviceApproval } | 'deny', now: number): Promise<boolean> {
-    const approval = decision === 'deny' ? undefined : decision.approve;
+  async approveDeviceAuthorization(deviceCodeHash: string, approval: Omit<DeviceApproval, 'grantId'>, now: number): Promise<boolean> {
+    const attempt = () =>
+      this.db.transaction().execute(async (trx) => {
+        const claimed = await trx
+          .updateTable('device_codes')
+          .set({ status: 'approved', selector_hash: null, user_code_hash: null, decided_at: now })
+          .where('device_code_hash', '=', deviceCodeHash)
+          .where('status', '=', 'pending')
+          .where('expires_at', '>', now)
+          .returning(['client_id', 'scope', 'resources'])
+          .executeTakeFirst();
+        if (claimed === undefined) return false;
+        const grantId = await mergeConsent(trx, approval.userId, claimed.client_id, splitScope(claimed.scope), parseJsonList(claimed.resources), now);
+        await trx
+          .updateTable('device_codes')
+          .set({ user_id: approval.userId, grant_id: grantId, sid: approval.sid, auth_time: approval.authTime, acr: approval.acr, amr: JSON.stringify(approval.amr) })
+          .where('device_code_hash', '=', deviceCodeHash)
+          .execute();
+        return true;
+      });
+    try {
+      return await attempt();
+    } catch {
+      // A concurrent first consent for the same user and client (see mergeConsent): once more.
+      return attempt();
+    }
+  }
+
+  /** The user denies a pending, unexpired request. False when it was already decided, locked or expired. */
+  async denyDeviceAuthorization(deviceCodeHash: string, now: number): Promise<boolean> {
     const result = await this.db
       .updateTable('device_codes')
-      .set({
-        status: approval === undefined ? 'denied' : 'approved',
-        selector_hash: null,
-        decided_at: now,
-        ...(approval === undefined
-          ? {}
-          : { user_id: approval.userId, grant_id: approval.grantId, sid: approval.sid, auth_time: approval.authTime, acr: approval.acr, amr: JSON.stringify(approval.amr) }),
-      })
+      .set({ status: 'denied', selector_hash: null, user_code_hash: null, decided_at: now })
       .where('device_code_hash', '=', deviceCodeHash)
       .where('status', '=', 'pending')
       .where('expires_at', '>', now)
@@ -157,8 +189,9 @@ export class DeviceCodeRepository {
 
   /**
    * RFC 8628 §3.5 polling: records this poll, and when it came sooner than `minimumGap` seconds
-   * after the previous one, grows the interval by `increment` ("slow_down"). One statement each,
-   * so concurrent polls are judged against each other.
+   * after the previous one, grows the interval by `increment` ("slow_down"). The "on time" update
+   * is conditional on the interval and the previous poll it was judged against, so of concurrent
+   * polls at most one is on time.
    */
   async recordPoll(deviceCodeHash: string, now: number, minimumGap: (interval: number) => number, increment: number): Promise<PollResult> {
     const row = await this.db.selectFrom('device_codes').select(['poll_interval']).where('device_code_hash', '=', deviceCodeHash).executeTakeFirst();

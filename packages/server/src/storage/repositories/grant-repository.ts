@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Grant } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
 import type { Database, GrantTable } from '../schema.js';
@@ -21,6 +21,46 @@ export interface GrantSummary extends Grant {
   clientName: string | null;
 }
 
+/**
+ * Records consent inside the caller's transaction: creates the user's grant for the client, or
+ * widens it to include the new scopes and resources. Returns the grant id. A concurrent first
+ * consent for the same user and client makes the insert fail (unique constraint): the caller
+ * retries its transaction once, and the retry merges.
+ */
+export async function mergeConsent(
+  trx: Transaction<Database>,
+  userId: string,
+  clientId: string,
+  scope: readonly string[],
+  resources: readonly string[],
+  now: number,
+): Promise<string> {
+  // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by the
+  // resource owner" — this row is that record, so no consent may be lost. Concurrent consents
+  // widening one grant each read the old scope and the last write won (PostgreSQL, READ
+  // COMMITTED): the row is locked first (this UPDATE; SQLite has a single writer) so the read
+  // below sees the previous merge.
+  const locked = await trx.updateTable('grants').set({ updated_at: now }).where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
+  const existing =
+    locked.numUpdatedRows === 0n ? undefined : await trx.selectFrom('grants').selectAll().where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
+  if (existing) {
+    const mergedScope = [...new Set([...splitScope(existing.scope), ...scope])];
+    const mergedResources = [...new Set([...parseJsonList(existing.resources), ...resources])];
+    await trx
+      .updateTable('grants')
+      .set({ scope: mergedScope.join(' '), resources: JSON.stringify(mergedResources), updated_at: now })
+      .where('grant_id', '=', existing.grant_id)
+      .execute();
+    return existing.grant_id;
+  }
+  const grantId = randomBytes(16).toString('hex');
+  await trx
+    .insertInto('grants')
+    .values({ grant_id: grantId, user_id: userId, client_id: clientId, scope: scope.join(' '), resources: JSON.stringify(resources), created_at: now, updated_at: now, last_used_at: null })
+    .execute();
+  return grantId;
+}
+
 /** Consent records, one per user and client. */
 export class GrantRepository {
   constructor(private readonly db: Kysely<Database>) {}
@@ -40,36 +80,7 @@ export class GrantRepository {
    * scopes and resources. One transaction; a concurrent first consent is retried once.
    */
   async recordConsent(userId: string, clientId: string, scope: readonly string[], resources: readonly string[], now: number): Promise<Grant> {
-    const attempt = () =>
-      this.db.transaction().execute(async (trx) => {
-        // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
-        // the resource owner" — this row is that record, so no consent may be lost. Concurrent
-        // consents widening one grant each read the old scope and the last write won (PostgreSQL,
-        // READ COMMITTED): the row is locked first (this UPDATE; SQLite has a single writer) so
-        // the read below sees the previous merge. No row locked: insert, and a concurrent first
-        // consent that inserted meanwhile makes this attempt fail and the retry merge.
-        const locked = await trx.updateTable('grants').set({ updated_at: now }).where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
-        const existing =
-          locked.numUpdatedRows === 0n
-            ? undefined
-            : await trx.selectFrom('grants').selectAll().where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
-        if (existing) {
-          const mergedScope = [...new Set([...splitScope(existing.scope), ...scope])];
-          const mergedResources = [...new Set([...parseJsonList(existing.resources), ...resources])];
-          await trx
-            .updateTable('grants')
-            .set({ scope: mergedScope.join(' '), resources: JSON.stringify(mergedResources), updated_at: now })
-            .where('grant_id', '=', existing.grant_id)
-            .execute();
-          return existing.grant_id;
-        }
-        const grantId = randomBytes(16).toString('hex');
-        await trx
-          .insertInto('grants')
-          .values({ grant_id: grantId, user_id: userId, client_id: clientId, scope: scope.join(' '), resources: JSON.stringify(resources), created_at: now, updated_at: now, last_used_at: null })
-          .execute();
-        return grantId;
-      });
+    const attempt = () => this.db.transaction().execute((trx) => mergeConsent(trx, userId, clientId, scope, resources, now));
     let grantId: string;
     try {
       grantId = await attempt();

@@ -13,10 +13,16 @@ interface Sweep {
 
 /** Consumed codes and device codes are kept a day after they expire, so a late replay still revokes what they issued. */
 const CODE_REPLAY_WINDOW = 86_400;
+/** Device codes never redeemed are kept an hour after they expire, so a late poll is still told expired_token. */
+const LATE_POLL_WINDOW = 3_600;
 
 const SWEEPS: Sweep[] = [
   { table: 'authorization_codes', key: 'code_hash', expired: (now) => sql`expires_at <= ${now - CODE_REPLAY_WINDOW}` },
-  { table: 'device_codes', key: 'device_code_hash', expired: (now) => sql`expires_at <= ${now - CODE_REPLAY_WINDOW}` },
+  {
+    table: 'device_codes',
+    key: 'device_code_hash',
+    expired: (now) => sql`(expires_at <= ${now - LATE_POLL_WINDOW} and status <> 'consumed') or expires_at <= ${now - CODE_REPLAY_WINDOW}`,
+  },
   { table: 'interactions', key: 'interaction_id', expired: (now) => sql`expires_at <= ${now}` },
   // Refresh tokens go with their family (ON DELETE CASCADE): rotated ones must stay while the
   // family lives, so reuse is still detected.
@@ -25,6 +31,7 @@ const SWEEPS: Sweep[] = [
   { table: 'used_assertions', key: 'id_hash', expired: (now) => sql`expires_at <= ${now}` },
   { table: 'opaque_access_tokens', key: 'token_hash', expired: (now) => sql`expires_at <= ${now}` },
   { table: 'initial_access_tokens', key: 'token_hash', expired: (now) => sql`expires_at <= ${now}` },
+  { table: 'rate_limit_counters', key: 'counter_key', expired: (now) => sql`expires_at <= ${now}` },
 ];
 
 /**

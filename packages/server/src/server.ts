@@ -4,7 +4,7 @@ import { ClientKeyResolver } from './client-auth/client-keys.js';
 import { ClientUsageRecorder } from './client-usage.js';
 import { resolveConfig } from './config/load.js';
 import type { ConfigInput, GatehouseConfig } from './config/schema.js';
-import { endpointPaths, endpointUrls, systemClock, type Clock, type ServerContext } from './context.js';
+import { endpointPaths, endpointUrls, systemClock, type Clock, type EndpointPaths, type ServerContext } from './context.js';
 import { registerDiscoveryEndpoints } from './endpoints/discovery.js';
 import { registerHealthEndpoints } from './endpoints/health.js';
 import { registerIntrospectionEndpoint } from './endpoints/introspect.js';
@@ -75,6 +75,12 @@ export interface AuthorizationServer {
   runJanitor(): Promise<JanitorReport | undefined>;
   /** Stops accepting, finishes in-flight requests, stops timers, closes the database. */
   close(): Promise<void>;
+}
+
+/** Routes of pages a person sees (their errors are pages): authorization, interaction, device, logout, account. */
+export function isPageRoute(paths: EndpointPaths, route: string): boolean {
+  const under = (base: string) => route === base || route.startsWith(`${base}/`);
+  return [paths.authorization, paths.interaction, paths.device, paths.endSession, paths.account].some(under);
 }
 
 export function sqliteFile(config: GatehouseConfig): string {
@@ -232,6 +238,10 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       requestTimeout: config.http.requestTimeout,
       maxConnections: config.http.maxConnections,
       trustedProxies: config.trustedProxies,
+      pageErrors: {
+        isPage: (route) => isPageRoute(ctx.paths, route),
+        render: (request, reply, status, title, message) => pages.render(reply, 'error', { title, message, requestId: request.id }, { status }),
+      },
     });
     await registerCookies(app);
     registerRateLimits(app, ctx);

@@ -16,6 +16,15 @@ export interface HttpOptions {
   requestTimeout: number;
   maxConnections: number;
   trustedProxies: string[];
+  /** Browser pages: their errors are HTML pages, not JSON. */
+  pageErrors?: PageErrors;
+}
+
+/** How the error handler answers on the routes of browser pages (sign-in, consent, device, account, logout). */
+export interface PageErrors {
+  /** Whether the route (its pattern) is a page's. */
+  isPage(route: string): boolean;
+  render(request: FastifyRequest, reply: FastifyReply, status: number, title: string, message: string): FastifyReply;
 }
 
 /** Fastify's own client errors, mapped to the RFC 6749 `invalid_request`. */
@@ -131,18 +140,25 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => answered(request, reply));
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    let error: OAuthError;
     if (err instanceof OAuthError) {
       if (err.status >= 500) request.log.warn({ err: err.cause ?? err, error: err.code }, 'request failed');
-      return sendOAuthError(reply, err);
-    }
-    if (isStorageUnavailable(err)) {
+      error = err;
+    } else if (isStorageUnavailable(err)) {
       request.log.warn({ err }, 'storage unavailable');
-      return sendOAuthError(reply, new TemporarilyUnavailableError());
+      error = new TemporarilyUnavailableError();
+    } else {
+      const mapped = mapFrameworkError(err);
+      if (mapped === undefined) request.log.error({ err }, 'unexpected error');
+      error = mapped ?? new ServerError();
     }
-    const mapped = mapFrameworkError(err);
-    if (mapped) return sendOAuthError(reply, mapped);
-    request.log.error({ err }, 'unexpected error');
-    return sendOAuthError(reply, new ServerError());
+    const pages = options.pageErrors;
+    if (pages === undefined || !pages.isPage(request.routeOptions.url ?? '')) return sendOAuthError(reply, error);
+    // A person is looking at this one: the same status and headers, as a page.
+    for (const [name, value] of Object.entries(error.headers)) if (name !== 'www-authenticate') reply.header(name, value);
+    if (error.status === 503 || error.status === 429) return pages.render(request, reply, error.status, 'Temporarily unavailable', 'The service cannot answer right now. Try again in a moment.');
+    if (error.status >= 500) return pages.render(request, reply, error.status, 'Something went wrong', 'The request could not be completed. Try again later.');
+    return pages.render(request, reply, error.status, 'Invalid request', 'The request could not be understood. Go back and try again.');
   });
 
   app.setNotFoundHandler((_request, reply) => sendOAuthError(reply, new OAuthError('invalid_request', 404, 'not found')));

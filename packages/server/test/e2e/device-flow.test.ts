@@ -245,6 +245,19 @@ describe.each(DIALECTS)('device authorization grant (RFC 8628) on %s', (dialect:
       expectOAuthError(await pollToken(t, tv, other.device_code), 400, 'authorization_pending');
     });
 
+    it('errors on the pages are pages: an oversized form is a 413 page, not JSON', async () => {
+      const agent = new BrowserAgent(t.issuer);
+      const entry = await openVerification(agent, alice);
+      const big = await agent.post(readForm(entry).action, { ...readForm(entry).fields, [FORM_FIELDS.userCode]: 'B'.repeat(100_000) });
+      expect(big.status).toBe(413);
+      expect(big.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(pageTitle(big.text)).toBe('Invalid request');
+      // The protocol endpoint next door still answers JSON.
+      const json = await postForm(`${t.issuer}/device_authorization`, { client_id: tv.clientId, scope: 'B'.repeat(100_000) });
+      expect(json.status).toBe(413);
+      expect((json.body as { error: string }).error).toBe('invalid_request');
+    });
+
     it('a decided code cannot be entered again', async () => {
       const started = await startDeviceAuthorization(t, tv, { scope: 'tv:watch' });
       const agent = new BrowserAgent(t.issuer);

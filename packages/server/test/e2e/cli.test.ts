@@ -438,6 +438,12 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
       expect(banner).toContain('npx gatehouse resources create --identifier https://api.example.com');
       expect(banner).toContain('npx gatehouse clients create --name demo --scope example:read');
       expect(banner).toContain(`curl -s -u "CLIENT_ID:CLIENT_SECRET" -d grant_type=client_credentials -d scope=example:read ${issuer}/token`);
+      expect(banner).toContain(`npx gatehouse-client login --issuer ${issuer} --client-id CLIENT_ID`);
+      // The device-flow client command works as printed.
+      const line = banner.split('\n').find((l) => l.includes('clients create --name cli')) ?? '';
+      const args = [...line.replace(/#.*$/, '').trim().matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? '').slice(2);
+      const created = await runJson<{ grant_types: string[]; token_endpoint_auth_method: string }>([...args, '--json']);
+      expect(created).toMatchObject({ grant_types: ['urn:ietf:params:oauth:grant-type:device_code'], token_endpoint_auth_method: 'none' });
 
       const health = await getJson('/healthz');
       expect(health.status).toBe(200);

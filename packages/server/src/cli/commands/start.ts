@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createAuthorizationServer } from '../../server.js';
 import { configFrom } from '../shared.js';
 import { sqliteFile } from '../../server.js';
+import { DEVICE_CODE_GRANT_TYPE } from '../../model.js';
 
 function banner(issuer: string, storage: string, metricsUrl: string | undefined): string {
   const cli = 'npx gatehouse';
@@ -17,6 +18,12 @@ function banner(issuer: string, storage: string, metricsUrl: string | undefined)
     `  ${cli} resources create --identifier https://api.example.com --name "Example API" --scope example:read`,
     `  ${cli} clients create --name demo --scope example:read      # prints client_id and client_secret once`,
     `  curl -s -u "CLIENT_ID:CLIENT_SECRET" -d grant_type=client_credentials -d scope=example:read ${issuer}/token`,
+    '',
+    'Sign a user in from a command line (the device flow):',
+    `  ${cli} users create --username alice                          # asks for a password`,
+    `  ${cli} clients create --name cli --auth-method none --grant-type ${DEVICE_CODE_GRANT_TYPE} --scope "openid example:read"`,
+    `  npx gatehouse-client login --issuer ${issuer} --client-id CLIENT_ID --scope "openid example:read"`,
+    '  npx gatehouse-client token                                      # a fresh access token',
     '',
   ].join('\n');
 }

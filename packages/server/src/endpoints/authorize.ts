@@ -21,7 +21,8 @@ import { methodNotAllowed } from '../http/app.js';
 /** The cookie tying a pending interaction to the browser that started it. */
 const BINDING_COOKIE = 'binding';
 
-function queryOf(request: FastifyRequest): string {
+/** The raw query string of a request (after `?`), for strict form parsing. */
+export function queryOf(request: FastifyRequest): string {
   const url = request.raw.url ?? '';
   const q = url.indexOf('?');
   return q === -1 ? '' : url.slice(q + 1);

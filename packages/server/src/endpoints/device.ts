@@ -17,7 +17,7 @@ import type { PendingDeviceAuthorization } from '../storage/repositories/device-
 import type { ActiveBrowserSession } from '../storage/repositories/session-repository.js';
 import { digestsEqual, randomToken, sha256 } from '../tokens/random.js';
 import { userCodeThrottleKeys } from '../users/login-throttle.js';
-import { readPageForm } from './authorize.js';
+import { queryOf, readPageForm } from './authorize.js';
 
 /** New user codes drawn before giving up when every one collides with a pending request. */
 const USER_CODE_DRAWS = 10;
@@ -98,9 +98,7 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
 
   /** The code in the page's query (verification_uri_complete), normalized; malformed ones are dropped. */
   const queryCode = (request: FastifyRequest): string | undefined => {
-    const url = request.raw.url ?? '';
-    const q = url.indexOf('?');
-    const parsed = parseForm(q === -1 ? '' : url.slice(q + 1));
+    const parsed = parseForm(queryOf(request));
     const typed = parsed.ok ? parsed.params.get(FORM_FIELDS.userCode) : undefined;
     return typed === undefined ? undefined : normalizeUserCode(typed);
   };

@@ -286,7 +286,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       janitorTimer.unref();
     }
 
-    let closed = false;
+    let closing: Promise<void> | undefined;
     return {
       config,
       storage,
@@ -305,17 +305,43 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         return url;
       },
       runJanitor: janitorRun,
-      async close() {
-        if (closed) return;
-        closed = true;
-        clearInterval(timer);
-        clearInterval(janitorTimer);
-        watcher?.stop();
-        await metricsListener?.close();
-        await app.close();
-        await limiter?.stop();
-        await storage.close();
-        await new Promise<void>((resolve) => logger.flush(() => resolve()));
+      close() {
+        // One shutdown however often it is asked for (a second SIGTERM, SIGINT after SIGTERM):
+        // every caller waits for the same one to finish.
+        closing ??= (async () => {
+          clearInterval(timer);
+          clearInterval(janitorTimer);
+          watcher?.stop();
+          await metricsListener?.close();
+          // app.close() stops accepting connections, answers requests that arrive on kept-alive
+          // connections with 503 and `Connection: close` (return503OnClosing), and waits for the
+          // requests in flight. It closes only the connections idle at that moment, though: one
+          // whose request finishes later is kept alive for the client's next request, and holds
+          // the close until the client or keepAliveTimeout ends it, seconds later. So connections
+          // are closed as they become idle, until the last in-flight request has been answered
+          // (what Go's http.Server.Shutdown does).
+          const reaper = setInterval(() => app.server.closeIdleConnections(), 10);
+          // Node stops enforcing http.requestTimeout once its server is closing, so a client that
+          // never sends the rest of its request would hold the drain for ever. Every request in
+          // flight began before now, so after requestTimeout any still being received is overdue:
+          // the remaining connections are closed then (a request still being handled that long,
+          // stuck on the database, goes too; nothing is answered to it, as to a crash).
+          const deadline = setTimeout(() => {
+            logger.warn({ requestTimeout: config.http.requestTimeout }, 'shutdown: closing connections with requests unfinished after http.requestTimeout');
+            app.server.closeAllConnections();
+          }, config.http.requestTimeout);
+          try {
+            await app.close();
+          } finally {
+            clearInterval(reaper);
+            clearTimeout(deadline);
+          }
+          await limiter?.stop();
+          // Only now, with no request left that could need it: the pool ends its connections.
+          await storage.close();
+          await new Promise<void>((resolve) => logger.flush(() => resolve()));
+        })();
+        return closing;
       },
     };
   } catch (err) {

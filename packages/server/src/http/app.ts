@@ -102,7 +102,8 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     requestTimeout: options.requestTimeout,
     connectionTimeout: options.requestTimeout,
     trustProxy: options.trustedProxies.length > 0 ? options.trustedProxies : false,
-    return503OnClosing: true,
+    // Requests arriving while the server closes get the OAuth 503 below, not Fastify's own body.
+    return503OnClosing: false,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Malformed percent-encoding in the path, over-long path parameters: invalid_request too.
     frameworkErrors: (err, request, reply) => {
@@ -131,9 +132,23 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   // Keep form bodies raw: protocol endpoints parse them strictly (duplicates, UTF-8, empties).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  // Graceful shutdown: once close() starts, requests still arriving on open connections are
+  // refused with 503 temporarily_unavailable (nothing is executed), and every answer, in-flight
+  // ones included, closes its connection so clients reconnect to another instance.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close');
+    throw new TemporarilyUnavailableError('the server is shutting down; try again');
+  });
+
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
+    if (closing) reply.header('connection', 'close');
     return payload;
   });
 

@@ -4,6 +4,13 @@ import { configFrom } from '../shared.js';
 import { sqliteFile } from '../../server.js';
 import { DEVICE_CODE_GRANT_TYPE } from '../../model.js';
 
+/**
+ * The longest a graceful shutdown may take. Requests finish well within it: receiving one is
+ * bounded by http.requestTimeout (10 s), its database work by the pool's connection (5 s) and
+ * statement (10 s) timeouts.
+ */
+const SHUTDOWN_GRACE_MS = 30_000;
+
 function banner(issuer: string, storage: string, metricsUrl: string | undefined): string {
   const cli = 'npx gatehouse';
   return [
@@ -44,11 +51,23 @@ export function registerStartCommand(program: Command): void {
       const storage = config.databaseUrl === undefined ? `SQLite ${sqliteFile(config)}` : `PostgreSQL ${server.storage.handle.location}`;
       server.logger.info({ issuer: config.issuer, storage, metrics: server.metricsUrl }, 'gatehouse started');
       process.stderr.write(`${banner(config.issuer, storage, server.metricsUrl)}\n`);
+      // Graceful shutdown (SIGTERM from an orchestrator, SIGINT from a terminal): stop accepting
+      // connections, answer the requests in flight, close the database pool, exit 0. A second
+      // signal changes nothing: the drain under way continues (close() is one shutdown however
+      // often it is called). Should the drain not end within SHUTDOWN_GRACE_MS (a request stuck
+      // on an unreachable database), the process exits 1 rather than hang.
       let stopping = false;
       const stop = (signal: string) => {
-        if (stopping) return;
+        if (stopping) {
+          server.logger.info({ signal }, 'already shutting down');
+          return;
+        }
         stopping = true;
         server.logger.info({ signal }, 'shutting down');
+        setTimeout(() => {
+          process.stderr.write(`gatehouse: shutdown did not finish within ${SHUTDOWN_GRACE_MS / 1000} s; exiting\n`);
+          process.exit(1);
+        }, SHUTDOWN_GRACE_MS).unref();
         server
           .close()
           .then(() => process.exit(0))

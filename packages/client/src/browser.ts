@@ -19,14 +19,21 @@ export function browserCommand(url: string, platform: NodeJS.Platform = process.
 /**
  * Opens `url` (http or https only) in the default browser. Resolves once the opener started;
  * rejects when it could not be started (e.g. no `xdg-open` on a headless machine), so the caller
- * can fall back to printing the URL.
+ * can fall back to printing the URL. The opener is given the URL as serialised by `new URL()`
+ * (spaces, quotes and control characters percent-encoded), never the string as received.
  */
 export function openBrowser(url: string): Promise<void> {
-  const protocol = new URL(url).protocol;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    return Promise.reject(new GatehouseClientError('invalid_configuration', 'refusing to open something that is not an absolute URL in the browser', { cause }));
+  }
+  const protocol = parsed.protocol;
   if (protocol !== 'https:' && protocol !== 'http:') {
     return Promise.reject(new GatehouseClientError('invalid_configuration', `refusing to open a ${protocol} URL in the browser`));
   }
-  const { command, args } = browserCommand(url);
+  const { command, args } = browserCommand(parsed.href);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { detached: true, stdio: 'ignore', shell: false, windowsHide: true });
     child.once('error', (cause) => reject(new GatehouseClientError('invalid_configuration', `could not start ${command} to open the browser`, { cause })));

@@ -1,13 +1,15 @@
 /**
  * The `gatehouse-client` command: `login`, `token`, `whoami`, `logout`. Prompts and messages go
  * to standard error; standard output carries only what a script consumes (the access token, or
- * the `--json` document, or whoami's report). Exit status: 0 success, 1 failure, 2 bad usage,
- * 3 login required, 130 interrupted.
+ * the `--json` document, or whoami's report). Exit status: 0 success, 1 failure, 2 bad usage
+ * (or a session directory or file other users can tamper with), 3 login required, 130
+ * interrupted. Whatever the server said is printed with its control characters escaped.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { GatehouseClientError, LoginRequiredError } from './errors.js';
-import { CONFIG_DIR_ENV } from './session-store.js';
-import { login, openSession, type LoginMethod, type Session, type SessionDescription, type SessionOptions } from './session.js';
+import { CONFIG_DIR_ENV, SessionStore } from './session-store.js';
+import { login, openSession, type LoginMethod, type LogoutResult, type Session, type SessionDescription, type SessionOptions } from './session.js';
+import { escapeControlChars, terminalSafeJson } from './terminal.js';
 
 /** A failure with its exit status. */
 class CliFailure extends Error {
@@ -26,7 +28,12 @@ interface CommonFlags {
   configDir?: string;
 }
 
-const write = (line: string) => process.stderr.write(`${line}\n`);
+/**
+ * Text on standard error, its control characters escaped line by line: our own messages may span
+ * lines (the list of sessions to choose from); server-supplied text in them is escaped where it is
+ * put in (error descriptions by OAuthResponseError, the signed-in name below), newlines included.
+ */
+const write = (text: string) => process.stderr.write(`${text.split('\n').map(escapeControlChars).join('\n')}\n`);
 const interrupt = new AbortController();
 
 function commonOptions(command: Command): Command {
@@ -56,16 +63,25 @@ async function open(flags: CommonFlags): Promise<Session> {
   return openSession(sessionOptions(flags));
 }
 
-const seconds = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new CliFailure(`not a number of seconds: ${value}`, 2);
+/** A whole number of seconds from a flag, between `min` and `max` (decimal digits only: no `1e9`, `0x10` or empty string). */
+const seconds = (flag: string, value: string, min: number, max: number): number => {
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= min && n <= max)) throw new CliFailure(`${flag} takes a whole number of seconds from ${min} to ${max}, not ${JSON.stringify(value)}`, 2);
   return n;
 };
+/** The longest --timeout: a day (timers cannot go beyond 24.8 days anyway). */
+const MAX_TIMEOUT = 86_400;
+/** The largest --min-validity: a year. */
+const MAX_MIN_VALIDITY = 31_536_000;
+
+/** RFC 6749 Appendix A.12: `access-token = 1*VSCHAR`, VSCHAR = %x20-7E. Anything else is not printed. */
+const ACCESS_TOKEN_SYNTAX = /^[\x20-\x7e]+$/;
 
 const when = (epochSeconds: number | undefined) => (epochSeconds === undefined ? 'unknown' : new Date(epochSeconds * 1000).toISOString());
 
 function printDescription(d: SessionDescription): void {
-  const out = (line: string) => process.stdout.write(`${line}\n`);
+  // Claim names and values come from the server (userinfo) and the tokens: escaped.
+  const out = (line: string) => process.stdout.write(`${escapeControlChars(line)}\n`);
   out(`issuer:     ${d.issuer}`);
   out(`client_id:  ${d.client_id}`);
   out(`scope:      ${d.scope ?? '(not stated)'}`);
@@ -103,11 +119,12 @@ commonOptions(program.command('login'))
   .addOption(new Option('--device', 'use the device authorization grant').conflicts('loopback'))
   .addOption(new Option('--loopback', 'use the browser with a redirect to 127.0.0.1'))
   .option('--no-browser', 'do not open a browser; print the URL (and code) to open by hand')
-  .option('--timeout <seconds>', 'how long to wait for the browser (loopback)', '300')
+  .option('--timeout <seconds>', `how long to wait for the browser (loopback), 1 to ${MAX_TIMEOUT}`, '300')
   .option('--json', 'print the session summary as JSON on standard output')
   .action(async (flags: CommonFlags & { scope?: string; resource?: string[]; device?: boolean; loopback?: boolean; browser: boolean; timeout: string; json?: boolean }) => {
     warnAboutSecretFlag();
     if (flags.issuer === undefined || flags.clientId === undefined) throw new CliFailure('login needs --issuer and --client-id (or GATEHOUSE_ISSUER and GATEHOUSE_CLIENT_ID)', 2);
+    const timeout = seconds('--timeout', flags.timeout, 1, MAX_TIMEOUT);
     const method: LoginMethod = flags.device === true ? 'device' : flags.loopback === true ? 'loopback' : 'auto';
     const outcome = await login({
       issuer: flags.issuer,
@@ -118,7 +135,7 @@ commonOptions(program.command('login'))
       resource: flags.resource,
       method,
       openBrowser: flags.browser,
-      timeout: seconds(flags.timeout) * 1000,
+      timeout: timeout * 1000,
       signal: interrupt.signal,
     });
     const { session } = outcome;
@@ -130,10 +147,13 @@ commonOptions(program.command('login'))
     }
     const sub = session.id_token_claims?.sub;
     who ??= typeof sub === 'string' ? sub : undefined;
-    write(`Signed in to ${session.issuer}${who === undefined ? '' : ` as ${who}`} (${outcome.method}). Session saved to ${outcome.file}`);
+    write(`Signed in to ${session.issuer}${who === undefined ? '' : ` as ${escapeControlChars(who)}`} (${outcome.method}). Session saved to ${outcome.file}`);
+    for (const failure of outcome.replaced?.revoked ?? []) {
+      if (failure.error !== undefined) write(`warning: the session this login replaced could not be revoked: ${failure.error.message}`);
+    }
     if (flags.json === true) {
       const { issuer, client_id, scope, expires_at } = session;
-      process.stdout.write(`${JSON.stringify({ issuer, client_id, scope, expires_at, method: outcome.method, file: outcome.file })}\n`);
+      process.stdout.write(`${terminalSafeJson({ issuer, client_id, scope, expires_at, method: outcome.method, file: outcome.file })}\n`);
     }
   });
 
@@ -141,8 +161,10 @@ commonOptions(program.command('token'))
   .description('print a valid access token (refreshed when needed): curl -H "Authorization: Bearer $(gatehouse-client token)"')
   .option('--min-validity <seconds>', 'refresh when the token has less than this left', '60')
   .action(async (flags: CommonFlags & { minValidity: string }) => {
+    const minValidity = seconds('--min-validity', flags.minValidity, 0, MAX_MIN_VALIDITY);
     const session = await open(flags);
-    const token = await session.getToken({ minValidity: seconds(flags.minValidity), signal: interrupt.signal });
+    const token = await session.getToken({ minValidity, signal: interrupt.signal });
+    if (!ACCESS_TOKEN_SYNTAX.test(token)) throw new GatehouseClientError('invalid_response', 'the access token is not printable (RFC 6749 A.12: 1*VSCHAR); not printing it');
     process.stdout.write(`${token}\n`);
   });
 
@@ -152,7 +174,7 @@ commonOptions(program.command('whoami'))
   .action(async (flags: CommonFlags & { json?: boolean }) => {
     const session = await open(flags);
     const description = await session.describe({ signal: interrupt.signal });
-    if (flags.json === true) process.stdout.write(`${JSON.stringify(description, null, 2)}\n`);
+    if (flags.json === true) process.stdout.write(`${terminalSafeJson(description, 2)}\n`);
     else printDescription(description);
   });
 
@@ -160,32 +182,62 @@ commonOptions(program.command('logout'))
   .description('revoke the session at the server and delete it')
   .option('--json', 'print the outcome as JSON on standard output')
   .action(async (flags: CommonFlags & { json?: boolean }) => {
-    const session = await open(flags);
-    const result = await session.logout({ signal: interrupt.signal });
+    let result: LogoutResult;
+    let nothingRevoked = false;
+    try {
+      const session = await open(flags);
+      result = await session.logout({ signal: interrupt.signal });
+    } catch (err) {
+      // A session that cannot be opened (a damaged file) is still deleted when named: nothing can be revoked.
+      const { issuer, clientId } = flags;
+      if (!(err instanceof GatehouseClientError && err.code === 'invalid_configuration') || issuer === undefined || clientId === undefined) throw err;
+      const store = new SessionStore(flags.configDir);
+      const deleted = await store.delete(issuer, clientId);
+      if (!deleted) throw err;
+      nothingRevoked = true;
+      result = {
+        issuer,
+        client_id: clientId,
+        file: store.pathFor(issuer, clientId),
+        deleted,
+        revocationSupported: false,
+        revoked: [],
+        warnings: [`${err.message}; deleted it without revoking anything`],
+      };
+    }
     const failures = result.revoked.filter((r) => r.error !== undefined);
     if (flags.json === true) {
       const revoked = result.revoked.map((r) => ({ token_type_hint: r.token_type_hint, ok: r.error === undefined, ...(r.error === undefined ? {} : { error: r.error.code }) }));
-      process.stdout.write(`${JSON.stringify({ issuer: result.issuer, client_id: result.client_id, deleted: result.deleted, revocation_supported: result.revocationSupported, revoked })}\n`);
+      process.stdout.write(
+        `${terminalSafeJson({ issuer: result.issuer, client_id: result.client_id, deleted: result.deleted, revocation_supported: result.revocationSupported, revoked, warnings: result.warnings })}\n`,
+      );
     }
+    for (const warning of result.warnings) write(`warning: ${warning}`);
     for (const failure of failures) write(`warning: ${failure.error?.message ?? ''}`);
-    if (!result.revocationSupported) write('warning: the server has no revocation endpoint; the tokens stay valid until they expire');
+    if (!result.revocationSupported && !nothingRevoked) write('warning: the server has no revocation endpoint; the tokens stay valid until they expire');
     write(`Deleted the session file ${result.file}${failures.length === 0 && result.revocationSupported ? ' (tokens revoked at the server)' : ''}.`);
-    if (failures.length > 0) throw new CliFailure('the session was deleted here but the server could not revoke every token', 1);
+    if (failures.length > 0 || nothingRevoked) {
+      throw new CliFailure('the session was deleted here but its tokens could not all be revoked at the server', 1);
+    }
   });
 
 process.once('SIGINT', () => {
   interrupt.abort();
   process.exitCode = 130;
-  // Whatever does not watch the signal (a lock wait) gets two seconds; session files are replaced atomically.
-  setTimeout(() => process.exit(130), 2_000).unref();
+  // The command stops waiting at once, but the process lives until a token refresh already sent
+  // has been answered and saved (at most the lock's 20 s): killed in between, the rotated refresh
+  // token would be lost with the session. A second Ctrl-C quits at once.
+  process.once('SIGINT', () => process.exit(130));
+  setTimeout(() => process.exit(130), 45_000).unref();
 });
 
 function exitCodeOf(err: unknown): number {
   if (err instanceof CliFailure) return err.exitCode;
   if (err instanceof LoginRequiredError) return 3;
   if (err instanceof GatehouseClientError) {
-    if (err.code === 'aborted') return 130;
-    if (err.code === 'invalid_configuration' || err.code === 'ambiguous_session') return 2;
+    // 130 only for an interruption by the user: any other `aborted` is a failure.
+    if (err.code === 'aborted' && interrupt.signal.aborted) return 130;
+    if (err.code === 'invalid_configuration' || err.code === 'ambiguous_session' || err.code === 'insecure_permissions') return 2;
   }
   return 1;
 }

@@ -6,8 +6,9 @@
 import * as oauth from 'oauth4webapi';
 import { addScopeAndResource, clientAuthentication } from './client-auth.js';
 import { GatehouseClientError, OAuthResponseError } from './errors.js';
-import { IssuerConnection, sleep as realSleep, throwOnServerFailure, toClientError } from './http.js';
+import { isLoopbackUrl, IssuerConnection, sleep as realSleep, throwOnServerFailure, toClientError } from './http.js';
 import { withRetry, type RetryOptions } from './retry.js';
+import { escapeControlChars, hasControlChars } from './terminal.js';
 import { loginResult, maybeOpenBrowser, toStderr, type LoginResult, type UserLoginOptions } from './user-login.js';
 
 /**
@@ -16,11 +17,11 @@ import { loginResult, maybeOpenBrowser, toStderr, type LoginResult, type UserLog
  * @see https://www.rfc-editor.org/rfc/rfc8628#section-3.3
  */
 export interface DevicePrompt {
-  /** The verification URI the user visits. */
+  /** The verification URI the user visits (https, or http on loopback; normalised as by `new URL()`). */
   verification_uri: string;
-  /** The code the user enters there (show it even when the complete URI is used: RFC 8628 §5.4). */
+  /** The code the user enters there (show it even when the complete URI is used: RFC 8628 §5.4). Never holds a control character. */
   user_code: string;
-  /** The verification URI with the code in it, when the server sent one (for a link or a QR code). */
+  /** The verification URI with the code in it, when the server sent one (for a link or a QR code); checked like `verification_uri`. */
   verification_uri_complete: string | undefined;
   /** Seconds the code stays valid. */
   expires_in: number;
@@ -49,12 +50,25 @@ const DEFAULT_INTERVAL = 5;
 const SLOW_DOWN_STEP = 5;
 /** Longest polling interval reached by backing off after connection failures, seconds. */
 const MAX_BACKOFF_INTERVAL = 60;
+/**
+ * Bounds on the polling interval, seconds. RFC 8628 §3.2 makes `interval` "the minimum amount of
+ * time in seconds that the client SHOULD wait between polling requests": a server asking for less
+ * than 5 s is obeyed, but never below 1 s (a fraction of a second would be a busy loop); one asking
+ * for more than 5 minutes gets 5 minutes (a huge value would leave the user waiting for nothing —
+ * the server can still answer `slow_down`). Every wait also ends at the code's expiry.
+ */
+const MIN_INTERVAL = 1;
+const MAX_INTERVAL = 300;
+const boundInterval = (seconds: number) => Math.min(MAX_INTERVAL, Math.max(MIN_INTERVAL, seconds));
 
-/** The default prompt: verification URI, user code and complete URI on standard error. */
+/**
+ * The default prompt: verification URI, user code and complete URI on standard error (control
+ * characters escaped, should a caller build a prompt that was not checked by {@link deviceLogin}).
+ */
 export function printDevicePrompt(prompt: DevicePrompt, write: (line: string) => void = toStderr): void {
-  write(`To sign in, visit ${prompt.verification_uri}`);
-  write(`and enter the code: ${prompt.user_code}`);
-  if (prompt.verification_uri_complete !== undefined) write(`(or open ${prompt.verification_uri_complete})`);
+  write(`To sign in, visit ${escapeControlChars(prompt.verification_uri)}`);
+  write(`and enter the code: ${escapeControlChars(prompt.user_code)}`);
+  if (prompt.verification_uri_complete !== undefined) write(`(or open ${escapeControlChars(prompt.verification_uri_complete)})`);
   if (prompt.browserOpened) write('A browser window was opened; check that it shows the same code.');
   write(`The code expires in ${Math.ceil(prompt.expires_in / 60)} minute(s). Waiting for approval…`);
 }
@@ -65,7 +79,12 @@ export function printDevicePrompt(prompt: DevicePrompt, write: (line: string) =>
  * asked), then polls the token endpoint (§3.4) every `interval` seconds (5 by default), adding 5
  * seconds on `slow_down` and doubling the interval after a connection failure or a 5xx (§3.5),
  * until the user approves (tokens), denies (`access_denied`) or the code expires
- * (`expired_token`). Throws {@link OAuthResponseError} for the server's refusals.
+ * (`expired_token`). Throws {@link OAuthResponseError} for the server's refusals. The interval is
+ * kept between 1 s and 5 minutes and no wait goes past the code's expiry. A device authorization
+ * response whose user code or verification URIs hold control characters (terminal escape
+ * sequences), or whose URIs are not https (http is accepted on loopback, or anywhere with
+ * `dangerouslyAllowInsecureHttp`), is refused as
+ * `invalid_response` before anything is shown.
  *
  * @example
  * ```ts
@@ -105,10 +124,14 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<LoginRes
   const started = now();
   const deadline = started + device.expires_in * 1000;
 
-  const complete = device.verification_uri_complete;
-  const browserOpened = await maybeOpenBrowser(options.openBrowser, complete ?? device.verification_uri);
+  // What the user is shown comes from the server: no escape sequences, no non-https links.
+  if (hasControlChars(device.user_code)) throw new GatehouseClientError('invalid_response', `${what}: the user_code holds control characters`);
+  const insecureHttpAllowed = options.dangerouslyAllowInsecureHttp === true;
+  const verificationUri = checkVerificationUri(device.verification_uri, 'verification_uri', insecureHttpAllowed);
+  const complete = device.verification_uri_complete === undefined ? undefined : checkVerificationUri(device.verification_uri_complete, 'verification_uri_complete', insecureHttpAllowed);
+  const browserOpened = await maybeOpenBrowser(options.openBrowser, complete ?? verificationUri);
   const prompt: DevicePrompt = {
-    verification_uri: device.verification_uri,
+    verification_uri: verificationUri,
     user_code: device.user_code,
     verification_uri_complete: complete,
     expires_in: device.expires_in,
@@ -117,10 +140,14 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<LoginRes
   await (options.onPrompt ?? printDevicePrompt)(prompt);
 
   // RFC 8628 §3.4/§3.5: poll no faster than `interval` seconds.
-  let interval = device.interval ?? DEFAULT_INTERVAL;
+  let interval = boundInterval(device.interval ?? DEFAULT_INTERVAL);
+  const expired = () => new OAuthResponseError('expired_token', 'the device code expired before the user approved');
   for (;;) {
-    await wait(interval * 1000, signal);
-    if (now() >= deadline) throw new OAuthResponseError('expired_token', 'the device code expired before the user approved');
+    const left = deadline - now();
+    if (left <= 0) throw expired();
+    // Not past the expiry: a poll after it could only be refused.
+    await wait(Math.min(interval * 1000, left), signal);
+    if (now() >= deadline) throw expired();
     try {
       const response = await oauth.deviceCodeGrantRequest(as, client, clientAuthentication(as, options), device.device_code, connection.requestOptions(signal));
       await throwOnServerFailure(response);
@@ -130,7 +157,7 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<LoginRes
       const err = await toClientError(caught, what);
       if (err.code === 'authorization_pending') continue;
       if (err.code === 'slow_down') {
-        interval += SLOW_DOWN_STEP;
+        interval = boundInterval(interval + SLOW_DOWN_STEP);
         continue;
       }
       // RFC 8628 §3.5: "On encountering a connection timeout, clients MUST unilaterally reduce
@@ -143,4 +170,22 @@ export async function deviceLogin(options: DeviceLoginOptions): Promise<LoginRes
       throw err;
     }
   }
+}
+
+/**
+ * A verification URI the user may be sent to: no control characters, an absolute https URL (http
+ * only to a loopback host, or anywhere with `dangerouslyAllowInsecureHttp`); returned normalised.
+ */
+function checkVerificationUri(value: string, name: string, insecureHttpAllowed: boolean): string {
+  if (hasControlChars(value)) throw new GatehouseClientError('invalid_response', `device login: the ${name} holds control characters`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new GatehouseClientError('invalid_response', `device login: the ${name} is not an absolute URL`);
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (isLoopbackUrl(url) || insecureHttpAllowed))) {
+    throw new GatehouseClientError('invalid_response', `device login: the ${name} must use https`);
+  }
+  return url.href;
 }

@@ -1,8 +1,10 @@
 /**
  * One error hierarchy for everything this library throws. `code` is the OAuth `error` code when
  * the server sent one, otherwise one of this library's own codes; messages never contain a
- * token, a secret, a code or a code verifier.
+ * token, a secret, a code or a code verifier, and what the server said in them has its control
+ * characters escaped (safe to print on a terminal).
  */
+import { escapeControlChars } from './terminal.js';
 
 /**
  * OAuth error codes a server may answer with (RFC 6749 §5.2 and §4.1.2.1, RFC 6750 §3.1,
@@ -40,6 +42,8 @@ export type OAuthErrorCode =
  * - `invalid_callback`: the loopback redirect carried no code or failed its checks;
  * - `login_required`: there is no stored session, or its refresh token was refused;
  * - `ambiguous_session`: several stored sessions match and none was named;
+ * - `insecure_permissions`: the session directory or file can be changed or read by other users
+ *   (or belongs to another user), so it is not used (like ssh with a private key);
  * - `invalid_configuration`: the options given to the library cannot work (e.g. an `http:` issuer
  *   that is not loopback, a server without the needed endpoint).
  */
@@ -51,6 +55,7 @@ export type LibraryErrorCode =
   | 'invalid_callback'
   | 'login_required'
   | 'ambiguous_session'
+  | 'insecure_permissions'
   | 'invalid_configuration';
 
 /** Every `code` a {@link GatehouseClientError} can carry (extension OAuth codes pass through as strings). */
@@ -100,7 +105,9 @@ export class GatehouseClientError extends Error {
 /**
  * The server said no: an OAuth error response (RFC 6749 §5.2 token errors, §4.1.2.1
  * authorization errors, RFC 8628 §3.5 device errors, 5xx `temporarily_unavailable`).
- * `code` is the server's `error`; `description` its `error_description`.
+ * `code` is the server's `error`; `description` its `error_description` as sent. In `message`
+ * both have their control characters escaped: an authorization response (or a misbehaving server)
+ * could otherwise put terminal escape sequences on the user's screen.
  *
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
@@ -110,7 +117,8 @@ export class OAuthResponseError extends GatehouseClientError {
 
   constructor(code: string, description: string | undefined, options: ClientErrorOptions = {}) {
     const status = options.status === undefined ? '' : ` (HTTP ${options.status})`;
-    super(code, `the authorization server answered ${code}${status}${description ? `: ${description}` : ''}`, options);
+    const said = escapeControlChars(code) + status + (description ? `: ${escapeControlChars(description)}` : '');
+    super(code, `the authorization server answered ${said}`, options);
     this.name = 'OAuthResponseError';
     this.description = description;
   }

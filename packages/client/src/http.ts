@@ -48,24 +48,71 @@ export function isLoopbackUrl(url: URL): boolean {
   return host === 'localhost' || host === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
-/** Waits `ms` milliseconds, or rejects with an `aborted` error when `signal` fires. */
+/**
+ * The longest delay `setTimeout` honours, milliseconds (2³¹−1, about 24.8 days). Node fires a
+ * longer timer after 1 ms (with a `TimeoutOverflowWarning`), so every delay this library computes
+ * from the server's numbers goes through {@link clampDelay} or is re-armed in steps.
+ */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/** `ms` as a delay `setTimeout` honours: NaN and negatives become 0, huge values {@link MAX_TIMER_DELAY}. */
+export function clampDelay(ms: number): number {
+  if (Number.isNaN(ms) || ms <= 0) return 0;
+  return Math.min(ms, MAX_TIMER_DELAY);
+}
+
+/**
+ * Waits `ms` milliseconds, or rejects with an `aborted` error when `signal` fires. A delay longer
+ * than {@link MAX_TIMER_DELAY} is waited in steps (a single timer would fire at once).
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
+    const end = Date.now() + (Number.isNaN(ms) ? 0 : ms);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      const left = end - Date.now();
+      if (left <= 0) {
+        signal?.removeEventListener('abort', onAbort);
+        return resolve();
+      }
+      timer = setTimeout(arm, clampDelay(left));
+    };
     const onAbort = () => {
       clearTimeout(timer);
       reject(abortError(signal));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    timer = setTimeout(arm, clampDelay(ms));
   });
 }
 
-/** The `aborted` error for a fired signal. */
+/**
+ * `promise`, or an `aborted` error as soon as `signal` fires — the promise itself goes on (a
+ * shared request is never cancelled by one impatient caller).
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortError(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
+/** The error for a fired signal: its reason when that is already one of ours (a lock's `timeout`), else `aborted`. */
 export function abortError(signal?: AbortSignal): GatehouseClientError {
+  if (signal?.reason instanceof GatehouseClientError) return signal.reason;
   return new GatehouseClientError('aborted', 'the operation was aborted', { cause: signal?.reason });
 }
 
@@ -102,7 +149,10 @@ export class IssuerConnection {
     this.#insecure = issuer.protocol === 'http:';
     const fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
     this.fetch = fetchImpl;
-    this.requestTimeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT;
+    const requestTimeout = options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT;
+    if (!Number.isFinite(requestTimeout) || requestTimeout <= 0) throw new GatehouseClientError('invalid_configuration', 'requestTimeout must be a positive number of milliseconds');
+    // AbortSignal.timeout() overflows like setTimeout: a longer timeout would fire after 1 ms.
+    this.requestTimeout = clampDelay(requestTimeout);
     const metadata = options.metadata;
     if (metadata !== undefined) {
       if (!sameIssuer(metadata.issuer, issuer)) throw new GatehouseClientError('invalid_configuration', 'the metadata belongs to another issuer');
@@ -234,40 +284,71 @@ export async function throwOnServerFailure(response: Response): Promise<void> {
 }
 
 /**
+ * A copy of an oauth4webapi error without what it carries for debugging: their `cause` (and
+ * `response`) hold the response body — a token response's `access_token`, `refresh_token` and
+ * `id_token` when a later check failed — or the authorization response with its `code`. Only the
+ * name, message (fixed text), oauth4webapi `code`, HTTP status and OAuth `error` code are kept, so
+ * that `console.error(err)` or a logger serialising the cause chain shows no token.
+ */
+function scrubbed(err: Error): Error {
+  const copy = new Error(err.message);
+  copy.name = err.name;
+  if (err.stack !== undefined) copy.stack = err.stack;
+  const { code, status, error } = err as { code?: unknown; status?: unknown; error?: unknown };
+  Object.assign(copy, {
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof status === 'number' ? { status } : {}),
+    ...(typeof error === 'string' ? { error } : {}),
+  });
+  return copy;
+}
+
+/**
  * Turns whatever a request threw into a {@link GatehouseClientError}: OAuth error bodies and
  * `WWW-Authenticate` challenges into {@link OAuthResponseError}, fetch failures into
  * `network_error`, timeouts and aborts, and responses oauth4webapi rejected into
- * `invalid_response`. `what` names the operation in messages.
+ * `invalid_response`. `what` names the operation in messages. The `cause` of the result never
+ * carries a response body (see {@link scrubbed}).
  */
 export async function toClientError(err: unknown, what: string): Promise<GatehouseClientError> {
   if (err instanceof GatehouseClientError) return err;
   if (err instanceof oauth.ResponseBodyError) {
-    return new OAuthResponseError(err.error, err.error_description, { status: err.status, cause: err });
+    return new OAuthResponseError(err.error, err.error_description, { status: err.status, cause: scrubbed(err) });
   }
   if (err instanceof oauth.WWWAuthenticateChallengeError) {
     // RFC 6749 §5.2: invalid_client may come as a 401 with a challenge and a JSON body.
     const body = await readErrorBody(err.response);
     const challenge = err.cause.find((c) => c.parameters.error !== undefined)?.parameters;
     const code = body.error ?? challenge?.error ?? (err.status === 401 ? 'invalid_client' : 'invalid_request');
-    return new OAuthResponseError(code, body.description ?? challenge?.error_description, { status: err.status, cause: err });
+    return new OAuthResponseError(code, body.description ?? challenge?.error_description, { status: err.status, cause: scrubbed(err) });
   }
   if (err instanceof oauth.AuthorizationResponseError) {
-    return new OAuthResponseError(err.error, err.error_description, { cause: err });
+    return new OAuthResponseError(err.error, err.error_description, { cause: scrubbed(err) });
   }
-  if (err instanceof DOMException || (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))) {
-    const name = (err as Error).name;
-    if (name === 'TimeoutError') return new GatehouseClientError('timeout', `${what}: the authorization server did not answer in time`, { retryable: true, cause: err });
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    if (err.name === 'TimeoutError') return new GatehouseClientError('timeout', `${what}: the authorization server did not answer in time`, { retryable: true, cause: err });
     return new GatehouseClientError('aborted', `${what}: aborted`, { cause: err });
   }
+  if (err instanceof DOMException) {
+    // Not a cancellation (handled above), so never `aborted`: a key or algorithm the client cannot
+    // use (WebCrypto), data that does not decode (the server's), or whatever a custom fetch threw.
+    const code = ['InvalidAccessError', 'NotSupportedError'].includes(err.name)
+      ? 'invalid_configuration'
+      : ['DataError', 'OperationError', 'SyntaxError', 'InvalidCharacterError', 'EncodingError'].includes(err.name)
+        ? 'invalid_response'
+        : 'network_error';
+    return new GatehouseClientError(code, `${what}: ${err.name}: ${err.message}`, { cause: err });
+  }
   if (err instanceof oauth.OperationProcessingError || err instanceof oauth.UnsupportedOperationError) {
-    return new GatehouseClientError('invalid_response', `${what}: ${err.message}`, { cause: err });
+    return new GatehouseClientError('invalid_response', `${what}: ${err.message}`, { cause: scrubbed(err) });
   }
   if (err instanceof TypeError && err.message === 'fetch failed') {
     return new GatehouseClientError('network_error', `${what}: the authorization server could not be reached`, { retryable: true, cause: err });
   }
   if (err instanceof TypeError && (err as { code?: unknown }).code !== undefined && String((err as { code?: unknown }).code).startsWith('ERR_')) {
-    // oauth4webapi's argument checks (CodedTypeError): a configuration mistake.
-    return new GatehouseClientError('invalid_configuration', `${what}: ${err.message}`, { cause: err });
+    // oauth4webapi's argument checks (CodedTypeError): a configuration mistake. Its cause may be
+    // the offending value (a secret of the wrong type, say): dropped.
+    return new GatehouseClientError('invalid_configuration', `${what}: ${err.message}`, { cause: scrubbed(err) });
   }
   return new GatehouseClientError('network_error', `${what}: request failed`, { retryable: true, cause: err });
 }

@@ -19,7 +19,7 @@ export {
   type LibraryErrorCode,
   type OAuthErrorCode,
 } from './errors.js';
-export { discover, isLoopbackUrl, DEFAULT_REQUEST_TIMEOUT, type ConnectionOptions, type FetchLike } from './http.js';
+export { discover, isLoopbackUrl, DEFAULT_REQUEST_TIMEOUT, MAX_TIMER_DELAY, type ConnectionOptions, type FetchLike } from './http.js';
 export { DEFAULT_RETRY, type RetryOptions } from './retry.js';
 export { type ClientAuthOptions, type TokenSet } from './client-auth.js';
 export { createTokenSource, renewalTime, type CachedAccessToken, type TokenSource, type TokenSourceOptions } from './token-source.js';
@@ -27,7 +27,8 @@ export { createAuthenticatedFetch, isInvalidTokenChallenge, isReplayable, type A
 export { type LoginResult, type UserLoginOptions } from './user-login.js';
 export { deviceLogin, printDevicePrompt, type DeviceLoginOptions, type DevicePrompt } from './device-login.js';
 export { loopbackLogin, printAuthorizationUrl, DEFAULT_LOOPBACK_TIMEOUT, type LoopbackLoginOptions } from './loopback-login.js';
-export { SessionStore, defaultConfigDir, sessionFileName, CONFIG_DIR_ENV, type StoredSession } from './session-store.js';
+export { SessionStore, defaultConfigDir, sessionFileName, CONFIG_DIR_ENV, type HeldLock, type LockOptions, type SessionStoreOptions, type StoredSession } from './session-store.js';
+export { escapeControlChars, hasControlChars } from './terminal.js';
 export {
   login,
   openSession,

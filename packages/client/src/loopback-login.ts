@@ -9,8 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
 import { addScopeAndResource, clientAuthentication, scopeParam } from './client-auth.js';
-import { GatehouseClientError } from './errors.js';
-import { IssuerConnection, throwOnServerFailure, toClientError } from './http.js';
+import { GatehouseClientError, OAuthResponseError } from './errors.js';
+import { clampDelay, IssuerConnection, MAX_TIMER_DELAY, throwOnServerFailure, toClientError } from './http.js';
 import { loginResult, maybeOpenBrowser, toStderr, type LoginResult, type UserLoginOptions } from './user-login.js';
 
 /** Options of {@link loopbackLogin}. */
@@ -20,7 +20,7 @@ export interface LoopbackLoginOptions extends UserLoginOptions {
    * browser). Default: prints it on standard error so the user can open it by hand.
    */
   onAuthorizationUrl?: ((url: string, info: { browserOpened: boolean }) => void | Promise<void>) | undefined;
-  /** Milliseconds to wait for the browser to come back (default 300 000: five minutes). */
+  /** Milliseconds to wait for the browser to come back (default 300 000: five minutes; at most 2³¹−1, about 24.8 days). */
   timeout?: number | undefined;
   /** Path of the redirect URI (default `/callback`; register `http://127.0.0.1/callback`). */
   redirectPath?: string | undefined;
@@ -63,8 +63,11 @@ interface Callback {
   respond(status: number, title: string, message: string): void;
 }
 
-/** Starts the listener on 127.0.0.1; `onCallback` receives each GET on `path` that carries the expected state. */
-async function listen(port: number, path: string, expectedState: string, onCallback: (callback: Callback) => void): Promise<{ server: Server; port: number }> {
+/**
+ * Starts the listener on 127.0.0.1; `onCallback` receives each GET on `path` that carries the
+ * expected state, until `finish()` is called (later ones are told the sign-in is over).
+ */
+async function listen(port: number, path: string, expectedState: string, onCallback: (callback: Callback) => void): Promise<{ server: Server; port: number; finish(): void }> {
   let done = false;
   let actualPort = port;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -77,9 +80,8 @@ async function listen(port: number, path: string, expectedState: string, onCallb
     // A response that does not carry this login's state is not ours (a stale tab, a forged request): refuse it and keep waiting.
     const state = url.searchParams.get('state');
     if (state === null || url.searchParams.getAll('state').length !== 1 || !sameString(state, expectedState)) {
-      return send(res, 400, 'Sign-in response not recognised', 'This response does not belong to the sign-in in progress. Start the sign-in again from the application.');
+      return send(res, 400, 'Sign-in response not recognised', NOT_RECOGNISED);
     }
-    done = true;
     onCallback({ params: url.searchParams, respond: (status, title, message) => send(res, status, title, message) });
   });
   await new Promise<void>((resolve, reject) => {
@@ -90,17 +92,32 @@ async function listen(port: number, path: string, expectedState: string, onCallb
     });
   });
   actualPort = (server.address() as AddressInfo).port;
-  return { server, port: actualPort };
+  return {
+    server,
+    port: actualPort,
+    finish: () => {
+      done = true;
+    },
+  };
 }
+
+const NOT_RECOGNISED = 'This response does not belong to the sign-in in progress. Start the sign-in again from the application.';
 
 /**
  * Signs a user in through the browser with the authorization code flow, PKCE S256 and a loopback
  * redirect: listens on `http://127.0.0.1:<ephemeral port>/callback` (register the client with
  * `http://127.0.0.1/callback`; RFC 8252 §7.3 servers accept any port), opens (or shows) the
  * authorization URL, waits for the redirect, checks `state` and `iss` (RFC 9207), redeems the code
- * and validates the ID token (with `nonce` when `openid` is requested). A redirect with a foreign
- * `state` is answered 400 and ignored; an error response ends the login with that error. The
- * listener is closed when the login ends, whatever the outcome.
+ * and validates the ID token (with `nonce` when `openid` is requested).
+ *
+ * The authorization URL, `state` included, is visible to other local users while a browser
+ * opener has it on its command line, so a callback is not trusted for carrying the right `state`
+ * alone. Whatever a forger could send is answered 400 and the login keeps waiting for the real
+ * browser: a foreign or missing `state`, a wrong or missing `iss`, no code, or a code the token
+ * endpoint refuses (`invalid_grant`; PKCE makes a code obtained elsewhere useless here). An error
+ * response (`access_denied`, …) with the right `state` and `iss` ends the login with that error:
+ * it cannot be told from the user clicking Deny. The listener is closed when the login ends,
+ * whatever the outcome.
  *
  * @example
  * ```ts
@@ -116,6 +133,12 @@ export async function loopbackLogin(options: LoopbackLoginOptions): Promise<Logi
   const client: oauth.Client = { client_id: options.clientId };
   const signal = options.signal;
   const what = 'loopback login';
+  const aborted = () => new GatehouseClientError('aborted', 'the login was aborted', { cause: signal?.reason });
+  const timeout = options.timeout ?? DEFAULT_LOOPBACK_TIMEOUT;
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > MAX_TIMER_DELAY) {
+    throw new GatehouseClientError('invalid_configuration', `the loopback timeout must be a positive number of milliseconds up to ${MAX_TIMER_DELAY}`);
+  }
+  if (signal?.aborted) throw aborted();
   let as: oauth.AuthorizationServer;
   try {
     as = await connection.metadata(signal);
@@ -136,15 +159,42 @@ export async function loopbackLogin(options: LoopbackLoginOptions): Promise<Logi
   const nonce = scope?.split(' ').includes('openid') ? oauth.generateRandomNonce() : undefined;
   const path = options.redirectPath ?? '/callback';
 
-  let settle!: { resolve: (callback: Callback) => void; reject: (err: unknown) => void };
-  const arrived = new Promise<Callback>((resolve, reject) => {
-    settle = { resolve, reject };
+  // The callbacks carrying this login's state, taken one at a time in arrival order; and why the
+  // wait ended early (timeout, abort). Nothing here is a promise that could reject unobserved.
+  const queue: Callback[] = [];
+  let arrived: () => void = () => undefined;
+  let stopped: GatehouseClientError | undefined;
+  let halt!: () => void;
+  const halted = new Promise<void>((resolve) => {
+    halt = resolve;
   });
-  const { server, port } = await listen(options.port ?? 0, path, state, (callback) => settle.resolve(callback));
-  const redirectUri = `http://127.0.0.1:${port}${path}`;
-  const timeout = options.timeout ?? DEFAULT_LOOPBACK_TIMEOUT;
-  const timer = setTimeout(() => settle.reject(new GatehouseClientError('timeout', `no answer from the browser within ${Math.round(timeout / 1000)} s`)), timeout);
-  const onAbort = () => settle.reject(new GatehouseClientError('aborted', 'the login was aborted', { cause: signal?.reason }));
+  const stop = (err: GatehouseClientError) => {
+    stopped ??= err;
+    halt();
+  };
+  /** `promise`, unless the login is stopped first (then its error). */
+  const unlessStopped = async <T>(promise: Promise<T>): Promise<T> => {
+    const outcome = await Promise.race([promise.then((value) => ({ value })), halted.then(() => undefined)]);
+    if (stopped !== undefined) throw stopped;
+    return (outcome as { value: T }).value;
+  };
+  const nextCallback = async (): Promise<Callback> => {
+    for (;;) {
+      if (stopped !== undefined) throw stopped;
+      const callback = queue.shift();
+      if (callback !== undefined) return callback;
+      await Promise.race([new Promise<void>((resolve) => (arrived = resolve)), halted]);
+    }
+  };
+
+  if (signal?.aborted) throw aborted();
+  const listener = await listen(options.port ?? 0, path, state, (callback) => {
+    queue.push(callback);
+    arrived();
+  });
+  const redirectUri = `http://127.0.0.1:${listener.port}${path}`;
+  const timer = setTimeout(() => stop(new GatehouseClientError('timeout', `no answer from the browser within ${Math.round(timeout / 1000)} s`)), clampDelay(timeout));
+  const onAbort = () => stop(aborted());
   signal?.addEventListener('abort', onAbort, { once: true });
   if (signal?.aborted) onAbort();
 
@@ -163,28 +213,55 @@ export async function loopbackLogin(options: LoopbackLoginOptions): Promise<Logi
     for (const [name, value] of params) authorizationEndpoint.searchParams.append(name, value);
     const url = authorizationEndpoint.href;
 
-    const browserOpened = await maybeOpenBrowser(options.openBrowser, url);
-    await (options.onAuthorizationUrl ?? ((u, info) => printAuthorizationUrl(u, info.browserOpened)))(url, { browserOpened });
+    // The opener and the prompt may take their time: the timeout and the signal still end the login meanwhile.
+    const browserOpened = await unlessStopped(maybeOpenBrowser(options.openBrowser, url));
+    const show = options.onAuthorizationUrl ?? ((u, info) => printAuthorizationUrl(u, info.browserOpened));
+    await unlessStopped(Promise.resolve().then(() => show(url, { browserOpened })));
 
-    const callback = await arrived;
-    try {
-      // RFC 9207 iss, state again, error responses (AuthorizationResponseError), no implicit tokens.
-      const validated = oauth.validateAuthResponse(as, client, callback.params, state);
-      const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuthentication(as, options), validated, redirectUri, verifier, connection.requestOptions(signal));
-      await throwOnServerFailure(response);
-      const result = await oauth.processAuthorizationCodeResponse(as, client, response, nonce === undefined ? {} : { expectedNonce: nonce });
-      callback.respond(200, 'Signed in', 'You are signed in. You can close this tab and return to the application.');
-      return loginResult(as, result, Math.floor(Date.now() / 1000));
-    } catch (caught) {
-      const err = await toClientError(caught, what);
-      const failure = err.code === 'invalid_response' ? new GatehouseClientError('invalid_callback', `${what}: the authorization response was refused (${err.message})`, { cause: err }) : err;
-      callback.respond(400, 'Sign-in failed', `The sign-in did not complete (${failure.code}). Return to the application for details.`);
-      throw failure;
+    for (;;) {
+      const callback = await nextCallback();
+      let validated: URLSearchParams;
+      try {
+        // RFC 9207 iss, state again, error responses (AuthorizationResponseError), no implicit tokens.
+        validated = oauth.validateAuthResponse(as, client, callback.params, state);
+      } catch (caught) {
+        const err = await toClientError(caught, what);
+        if (err instanceof OAuthResponseError) {
+          // An error response that passed the state and iss checks: the user (or the server) said no.
+          callback.respond(400, 'Sign-in failed', `The sign-in did not complete (${err.code}). Return to the application for details.`);
+          throw err;
+        }
+        callback.respond(400, 'Sign-in response not recognised', NOT_RECOGNISED);
+        continue;
+      }
+      if ((validated.get('code') ?? '') === '') {
+        callback.respond(400, 'Sign-in response not recognised', NOT_RECOGNISED);
+        continue;
+      }
+      try {
+        const response = await oauth.authorizationCodeGrantRequest(as, client, clientAuthentication(as, options), validated, redirectUri, verifier, connection.requestOptions(signal));
+        await throwOnServerFailure(response);
+        const result = await oauth.processAuthorizationCodeResponse(as, client, response, nonce === undefined ? {} : { expectedNonce: nonce });
+        callback.respond(200, 'Signed in', 'You are signed in. You can close this tab and return to the application.');
+        return loginResult(as, result, Math.floor(Date.now() / 1000));
+      } catch (caught) {
+        const err = await toClientError(caught, what);
+        if (err.code === 'invalid_grant') {
+          // Not a code issued for this request (PKCE, redirect URI): a forged callback. The real one may still come.
+          callback.respond(400, 'Sign-in response not recognised', NOT_RECOGNISED);
+          continue;
+        }
+        const failure = err.code === 'invalid_response' ? new GatehouseClientError('invalid_callback', `${what}: the authorization response was refused (${err.message})`, { cause: err }) : err;
+        callback.respond(400, 'Sign-in failed', `The sign-in did not complete (${failure.code}). Return to the application for details.`);
+        throw failure;
+      }
     }
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
-    await closeServer(server);
+    listener.finish();
+    for (const waiting of queue.splice(0)) waiting.respond(400, 'Sign-in already completed', 'This sign-in has already finished; you can close this tab.');
+    await closeServer(listener.server);
   }
 }
 

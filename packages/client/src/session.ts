@@ -8,7 +8,7 @@ import { createAuthenticatedFetch, type AccessTokenProvider } from './authentica
 import { clientAuthentication, resourceList, scopeParam, type ClientAuthOptions } from './client-auth.js';
 import { deviceLogin, type DeviceLoginOptions } from './device-login.js';
 import { GatehouseClientError, LoginRequiredError } from './errors.js';
-import { IssuerConnection, neverSent, sleep, throwOnServerFailure, toClientError, type ConnectionOptions, type FetchLike } from './http.js';
+import { IssuerConnection, neverSent, raceAbort, sleep, throwOnServerFailure, toClientError, type ConnectionOptions, type FetchLike } from './http.js';
 import { decodeJwtClaims } from './jwt.js';
 import { loopbackLogin, type LoopbackLoginOptions } from './loopback-login.js';
 import { withRetry } from './retry.js';
@@ -24,6 +24,8 @@ export interface LoginOptions extends DeviceLoginOptions, LoopbackLoginOptions {
   method?: LoginMethod | undefined;
   /** The configuration directory (default: see {@link defaultConfigDir}). */
   configDir?: string | undefined;
+  /** The session store (default: one on `configDir`); e.g. with other lock timings. */
+  store?: SessionStore | undefined;
 }
 
 /** What {@link login} did. */
@@ -34,12 +36,61 @@ export interface LoginOutcome {
   file: string;
   /** The flow that was used. */
   method: 'device' | 'loopback';
+  /**
+   * When the login replaced a stored session of the same issuer and client: the revocation of its
+   * tokens (refresh token first), as in {@link LogoutResult.revoked}. Empty when the server has no
+   * revocation endpoint.
+   */
+  replaced?: { revoked: LogoutResult['revoked'] } | undefined;
 }
+
+/**
+ * Revokes one token (RFC 7009) at the session's revocation endpoint; resolves to the error, if any.
+ *
+ * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+ */
+async function revokeToken(
+  connection: IssuerConnection,
+  session: StoredSession,
+  auth: ClientAuthOptions,
+  token: string,
+  hint: 'refresh_token' | 'access_token',
+  signal: AbortSignal | undefined,
+): Promise<GatehouseClientError | undefined> {
+  const as = metadataOf(session);
+  try {
+    const response = await oauth.revocationRequest(as, { client_id: session.client_id }, clientAuthentication(as, auth), token, {
+      ...connection.requestOptions(signal),
+      additionalParameters: { token_type_hint: hint },
+    });
+    await throwOnServerFailure(response);
+    await oauth.processRevocationResponse(response);
+    return undefined;
+  } catch (err) {
+    return toClientError(err, `revocation of the ${hint.replace('_', ' ')}`);
+  }
+}
+
+/** Revokes a session's refresh token, then its access token; empty when the server has no revocation endpoint. */
+async function revokeSession(connection: IssuerConnection, session: StoredSession, auth: ClientAuthOptions, signal: AbortSignal | undefined): Promise<LogoutResult['revoked']> {
+  const revoked: LogoutResult['revoked'] = [];
+  if (session.revocation_endpoint === undefined) return revoked;
+  // RFC 7009 §2.1: revoking the refresh token first also ends the access tokens of its grant on most servers.
+  if (session.refresh_token !== undefined) revoked.push({ token_type_hint: 'refresh_token', error: await revokeToken(connection, session, auth, session.refresh_token, 'refresh_token', signal) });
+  revoked.push({ token_type_hint: 'access_token', error: await revokeToken(connection, session, auth, session.access_token, 'access_token', signal) });
+  return revoked;
+}
+
+/** Whether `err` is the lock wait running out (not a timeout of the work done under the lock). */
+const isLockWaitTimeout = (err: unknown, ran: boolean) => !ran && err instanceof GatehouseClientError && err.code === 'timeout';
 
 /**
  * Signs the user in (device grant or loopback redirect, see {@link deviceLogin} and
  * {@link loopbackLogin}) and stores the session in the configuration directory, replacing any
- * earlier session for the same issuer and client.
+ * earlier session for the same issuer and client. The file is written under the session lock (so
+ * no refresh of the old session overwrites it); the replaced session's tokens are then revoked,
+ * best effort (see {@link LoginOutcome.replaced}). A session directory other users can write to
+ * is refused before the login starts (`insecure_permissions`).
  *
  * @example
  * ```ts
@@ -48,6 +99,9 @@ export interface LoginOutcome {
  */
 export async function login(options: LoginOptions): Promise<LoginOutcome> {
   const connection = new IssuerConnection(options);
+  const store = options.store ?? new SessionStore(options.configDir);
+  // Before the user signs in: tokens that could not be stored safely would be lost.
+  await store.checkDirectory();
   let metadata: oauth.AuthorizationServer;
   try {
     metadata = await connection.metadata(options.signal);
@@ -58,10 +112,30 @@ export async function login(options: LoginOptions): Promise<LoginOutcome> {
   const method = requested === 'auto' ? (metadata.device_authorization_endpoint === undefined ? 'loopback' : 'device') : requested;
   const flowOptions = { ...options, metadata, fetch: connection.fetch };
   const result = method === 'device' ? await deviceLogin(flowOptions) : await loopbackLogin(flowOptions);
-  const store = new SessionStore(options.configDir);
   const session = sessionFromLogin(result, options.clientId, resourceList(options.resource));
-  const file = await store.write(session);
-  return { session, file, method };
+
+  let replaced: StoredSession | undefined;
+  const save = async () => {
+    // A damaged or unsafe file is simply replaced: its content is not trusted enough to revoke.
+    replaced = await store.read(session.issuer, session.client_id).catch(() => undefined);
+    return store.write(session);
+  };
+  let ran = false;
+  let file: string;
+  try {
+    file = await store.withLock(session.issuer, session.client_id, () => {
+      ran = true;
+      return save();
+    });
+  } catch (err) {
+    // The new tokens must not be lost because another process is slow to release the lock: the
+    // write is atomic anyway.
+    if (!isLockWaitTimeout(err, ran)) throw err;
+    file = await save();
+  }
+  const old = replaced;
+  if (old === undefined || old.refresh_token === session.refresh_token) return { session, file, method };
+  return { session, file, method, replaced: { revoked: await revokeSession(connection, old, options, options.signal) } };
 }
 
 function sessionFromLogin(result: LoginResult, clientId: string, resource: string[]): StoredSession {
@@ -107,6 +181,8 @@ export interface SessionOptions extends Omit<ConnectionOptions, 'issuer' | 'meta
   clientId?: string | undefined;
   /** The configuration directory (default: see {@link defaultConfigDir}). */
   configDir?: string | undefined;
+  /** The session store (default: one on `configDir`); e.g. with other lock timings. */
+  store?: SessionStore | undefined;
   /** Seconds of validity an access token must have left to be handed out (default 60). */
   minValidity?: number | undefined;
   /** The clock, milliseconds since the epoch (default `Date.now`); for tests. */
@@ -116,7 +192,7 @@ export interface SessionOptions extends Omit<ConnectionOptions, 'issuer' | 'meta
 /**
  * The outcome of {@link Session.logout}: which tokens the server was asked to revoke (refresh
  * token first) and with what result, and whether the file was deleted (it always is, revocation
- * or not).
+ * or not — even when the lock could not be had or the file was damaged: see `warnings`).
  */
 export interface LogoutResult {
   issuer: string;
@@ -128,6 +204,8 @@ export interface LogoutResult {
   revocationSupported: boolean;
   /** One entry per token sent for revocation (RFC 7009), with the error when it failed. */
   revoked: Array<{ token_type_hint: 'refresh_token' | 'access_token'; error?: GatehouseClientError | undefined }>;
+  /** What did not go as it should but did not stop the logout (the lock wait ran out, the file was damaged). */
+  warnings: string[];
 }
 
 /** What `whoami` shows: claims from the tokens (not verified: for display) and the userinfo answer. */
@@ -160,6 +238,11 @@ export interface Session extends AccessTokenProvider {
    * otherwise a refreshed one. The refresh happens under a file lock (one process at a time), and
    * the new tokens — the rotated refresh token above all — are saved before this resolves. A
    * refused refresh token (`invalid_grant`) is a {@link LoginRequiredError}.
+   *
+   * Concurrent callers share one refresh. `signal` ends this caller's wait only (an `aborted`
+   * error): the refresh goes on and its result is saved, because once the request is sent the
+   * server may have rotated the refresh token. The refresh has its own time limit (see
+   * {@link SessionStoreOptions.maxLockHold}).
    */
   getToken(options?: { signal?: AbortSignal | undefined; minValidity?: number | undefined }): Promise<string>;
   /** Refreshes now, whatever the expiry; resolves to the saved session. */
@@ -170,7 +253,11 @@ export interface Session extends AccessTokenProvider {
   fetch: FetchLike;
   /** Claims and userinfo, for `whoami`. */
   describe(options?: { signal?: AbortSignal | undefined }): Promise<SessionDescription>;
-  /** Revokes the refresh token, then the access token (RFC 7009), and deletes the file even if revocation fails. */
+  /**
+   * Revokes the refresh token, then the access token (RFC 7009), and deletes the file even if
+   * revocation fails, the session lock cannot be had in time, or the file has become damaged
+   * (the tokens last read are revoked then); those cases are reported in `warnings`.
+   */
   logout(options?: { signal?: AbortSignal | undefined }): Promise<LogoutResult>;
 }
 
@@ -207,7 +294,7 @@ async function findSession(store: SessionStore, issuer: string | undefined, clie
  * ```
  */
 export async function openSession(options: SessionOptions = {}): Promise<Session> {
-  const store = new SessionStore(options.configDir);
+  const store = options.store ?? new SessionStore(options.configDir);
   let current = await findSession(store, options.issuer, options.clientId);
   const issuer = current.issuer;
   const clientId = current.client_id;
@@ -220,12 +307,20 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
   const usable = (s: StoredSession, minValidity: number) =>
     s.access_token !== rejected && (s.expires_at === undefined || s.expires_at - now() / 1000 > minValidity);
 
-  async function refreshRequest(session: StoredSession, refreshToken: string, signal: AbortSignal | undefined): Promise<StoredSession> {
+  /**
+   * One refresh request. `onRotated` receives the new refresh token of a successful (200) answer
+   * that then fails a check (an ID token that does not validate, an unsupported token type): the
+   * server has rotated the token by then, so the old one is dead and the new one must be kept.
+   */
+  async function refreshRequest(session: StoredSession, refreshToken: string, signal: AbortSignal, onRotated: (token: string) => void): Promise<StoredSession> {
     const as = metadataOf(session);
+    let answer: Response | undefined;
     try {
       const response = await oauth.refreshTokenGrantRequest(as, client, clientAuthentication(as, options), refreshToken, connection.requestOptions(signal));
       await throwOnServerFailure(response);
+      if (response.status === 200) answer = response.clone();
       const result = await oauth.processRefreshTokenResponse(as, client, response);
+      await answer?.body?.cancel().catch(() => undefined);
       const claims = oauth.getValidatedIdTokenClaims(result);
       const at = Math.floor(now() / 1000);
       return {
@@ -240,6 +335,11 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
         updated_at: at,
       };
     } catch (err) {
+      if (answer !== undefined) {
+        const body: unknown = await answer.json().catch(() => undefined);
+        const rotated = typeof body === 'object' && body !== null ? (body as Record<string, unknown>).refresh_token : undefined;
+        if (typeof rotated === 'string' && rotated !== '' && rotated !== refreshToken) onRotated(rotated);
+      }
       const failure = await toClientError(err, 'token refresh');
       if (failure.code === 'invalid_grant') {
         throw new LoginRequiredError('the session has ended (the refresh token was refused); run login again', { status: failure.status, cause: failure });
@@ -248,33 +348,59 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
     }
   }
 
-  /** Refreshes under the file lock, re-reading first: another process may have refreshed already. */
-  function refreshShared(force: boolean, minValidity: number, signal: AbortSignal | undefined): Promise<StoredSession> {
+  /**
+   * Refreshes under the file lock, re-reading first: another process may have refreshed already.
+   * The refresh runs on the lock's signal (its time limit, or the lock lost), never on a caller's:
+   * a caller giving up must not cancel a request the server may already have acted on, and so
+   * lose the rotated refresh token for everyone.
+   */
+  function refreshShared(force: boolean, minValidity: number): Promise<StoredSession> {
     if (inflight !== undefined) return inflight;
     const flight = store
-      .withLock(issuer, clientId, async () => {
+      .withLock(issuer, clientId, async (lock) => {
         const latest = await store.read(issuer, clientId);
         if (latest === undefined) throw new LoginRequiredError('the stored session is gone (logged out?); run login again');
         current = latest;
         if (!force && usable(latest, minValidity)) return latest;
         const refreshToken = latest.refresh_token;
         if (refreshToken === undefined) throw new LoginRequiredError('the access token has expired and the session has no refresh token; run login again');
-        // Repeat a refresh only when the server surely did not rotate the token (it was never
-        // reached, or said 503/429): presenting a rotated refresh token again ends the session.
-        const next = await withRetry(() => refreshRequest(latest, refreshToken, signal), { attempts: 3, baseDelay: 250, maxDelay: 5_000 }, {
-          sleep,
-          random: Math.random,
-          signal,
-          retryIf: (err) => err.status === 503 || err.status === 429 || (err.code === 'network_error' && neverSent(err.cause)),
-        });
-        await store.write(next);
-        current = next;
-        rejected = undefined;
-        return next;
+        let rotated: string | undefined;
+        try {
+          // Repeat a refresh only when the server surely did not rotate the token (it was never
+          // reached, or said 503/429): presenting a rotated refresh token again ends the session.
+          const next = await withRetry(
+            () =>
+              refreshRequest(latest, refreshToken, lock.signal, (token) => {
+                rotated = token;
+              }),
+            { attempts: 3, baseDelay: 250, maxDelay: 5_000 },
+            {
+              sleep,
+              random: Math.random,
+              signal: lock.signal,
+              retryIf: (err) => err.status === 503 || err.status === 429 || (err.code === 'network_error' && neverSent(err.cause)),
+            },
+          );
+          await store.write(next);
+          current = next;
+          rejected = undefined;
+          return next;
+        } catch (err) {
+          if (rotated !== undefined) {
+            // The answer failed a check after the server rotated the refresh token: keep the new
+            // one (the access token stays the old one), so the session survives the failure.
+            const kept: StoredSession = { ...latest, refresh_token: rotated, updated_at: Math.floor(now() / 1000) };
+            await store.write(kept);
+            current = kept;
+          }
+          throw err;
+        }
       })
       .finally(() => {
         if (inflight === flight) inflight = undefined;
       });
+    // Every caller may have given up (their signals fired) before it ends: not an unhandled rejection.
+    flight.catch(() => undefined);
     inflight = flight;
     return flight;
   }
@@ -297,18 +423,6 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
     }
   }
 
-  async function revoke(token: string, hint: 'refresh_token' | 'access_token', signal: AbortSignal | undefined): Promise<GatehouseClientError | undefined> {
-    const as = metadataOf(current);
-    try {
-      const response = await oauth.revocationRequest(as, client, clientAuthentication(as, options), token, { ...connection.requestOptions(signal), additionalParameters: { token_type_hint: hint } });
-      await throwOnServerFailure(response);
-      await oauth.processRevocationResponse(response);
-      return undefined;
-    } catch (err) {
-      return toClientError(err, `revocation of the ${hint.replace('_', ' ')}`);
-    }
-  }
-
   const session: Session = {
     issuer,
     clientId,
@@ -319,9 +433,9 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
     async getToken(callOptions = {}) {
       const minValidity = callOptions.minValidity ?? options.minValidity ?? 60;
       if (usable(current, minValidity)) return current.access_token;
-      return (await refreshShared(false, minValidity, callOptions.signal)).access_token;
+      return (await raceAbort(refreshShared(false, minValidity), callOptions.signal)).access_token;
     },
-    refresh: () => refreshShared(true, 0, undefined),
+    refresh: () => refreshShared(true, 0),
     invalidate(token) {
       if (token === undefined || token === current.access_token) rejected = current.access_token;
     },
@@ -339,18 +453,35 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
       };
     },
     async logout(callOptions = {}) {
-      return store.withLock(issuer, clientId, async () => {
-        current = (await store.read(issuer, clientId)) ?? current;
-        const revoked: LogoutResult['revoked'] = [];
-        const revocationSupported = current.revocation_endpoint !== undefined;
-        if (revocationSupported) {
-          // RFC 7009 §2.1: revoking the refresh token first also ends the access tokens of its grant on most servers.
-          if (current.refresh_token !== undefined) revoked.push({ token_type_hint: 'refresh_token', error: await revoke(current.refresh_token, 'refresh_token', callOptions.signal) });
-          revoked.push({ token_type_hint: 'access_token', error: await revoke(current.access_token, 'access_token', callOptions.signal) });
+      const warnings: string[] = [];
+      const work = async (): Promise<LogoutResult> => {
+        try {
+          current = (await store.read(issuer, clientId)) ?? current;
+        } catch (err) {
+          // Damaged (or made unsafe) since it was opened: revoke what was read then, delete it anyway.
+          warnings.push(`${err instanceof Error ? err.message : String(err)}; revoking the tokens read when the session was opened`);
         }
+        const revoked = await revokeSession(connection, current, options, callOptions.signal);
         const deleted = await store.delete(issuer, clientId);
-        return { issuer, client_id: clientId, file: store.pathFor(issuer, clientId), deleted, revocationSupported, revoked };
-      });
+        return { issuer, client_id: clientId, file: store.pathFor(issuer, clientId), deleted, revocationSupported: current.revocation_endpoint !== undefined, revoked, warnings };
+      };
+      let ran = false;
+      try {
+        return await store.withLock(
+          issuer,
+          clientId,
+          () => {
+            ran = true;
+            return work();
+          },
+          { signal: callOptions.signal },
+        );
+      } catch (err) {
+        // Logging out must not depend on another process letting go of the lock.
+        if (!isLockWaitTimeout(err, ran)) throw err;
+        warnings.push('another process held the session lock; logged out without it');
+        return work();
+      }
     },
   };
   const authenticated = createAuthenticatedFetch(session, { fetch: connection.fetch });

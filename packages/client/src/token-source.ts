@@ -9,7 +9,7 @@ import * as oauth from 'oauth4webapi';
 import { createAuthenticatedFetch, type AccessTokenProvider } from './authenticated-fetch.js';
 import { addScopeAndResource, clientAuthentication, type ClientAuthOptions } from './client-auth.js';
 import { GatehouseClientError } from './errors.js';
-import { IssuerConnection, sleep as realSleep, throwOnServerFailure, toClientError, type ConnectionOptions, type FetchLike } from './http.js';
+import { clampDelay, IssuerConnection, MAX_TIMER_DELAY, raceAbort, sleep as realSleep, throwOnServerFailure, toClientError, type ConnectionOptions, type FetchLike } from './http.js';
 import { decodeJwtClaims } from './jwt.js';
 import { withRetry, type RetryOptions } from './retry.js';
 
@@ -90,6 +90,8 @@ export interface TokenSource extends AccessTokenProvider {
 
 /** Tokens this close to expiry are not handed out as a fallback, milliseconds. */
 const FALLBACK_MARGIN = 5_000;
+/** The longest lifetime believed, milliseconds (a year): a larger `expires_in` is taken as this. */
+const MAX_LIFETIME = 365 * 24 * 3600 * 1000;
 
 /**
  * When a token of `lifetime` ms obtained at `now` should be renewed: `refreshBefore` (or 10 % of
@@ -136,8 +138,10 @@ export function createTokenSource(options: TokenSourceOptions): TokenSource {
       const result = await oauth.processClientCredentialsResponse(as, client, response);
       const issuedAt = now();
       const exp = decodeJwtClaims(result.access_token)?.exp;
-      const lifetime =
-        result.expires_in !== undefined ? result.expires_in * 1000 : typeof exp === 'number' ? exp * 1000 - issuedAt : (options.defaultLifetime ?? 300) * 1000;
+      const lifetime = Math.min(
+        MAX_LIFETIME,
+        result.expires_in !== undefined ? result.expires_in * 1000 : typeof exp === 'number' ? exp * 1000 - issuedAt : (options.defaultLifetime ?? 300) * 1000,
+      );
       return {
         access_token: result.access_token,
         token_type: result.token_type,
@@ -153,9 +157,12 @@ export function createTokenSource(options: TokenSourceOptions): TokenSource {
   function schedule(token: CachedAccessToken): void {
     if (options.backgroundRefresh !== true || controller.signal.aborted) return;
     clearTimeout(timer);
+    const delay = token.renewAt - now();
+    // setTimeout fires a delay over 2³¹−1 ms (24.8 days) after 1 ms: a long wait is re-armed in steps.
     timer = setTimeout(() => {
+      if (delay > MAX_TIMER_DELAY) return schedule(token);
       renew().catch(() => undefined); // the next getToken() retries and reports
-    }, Math.max(0, token.renewAt - now()));
+    }, clampDelay(delay));
     timer.unref();
   }
 
@@ -190,7 +197,7 @@ export function createTokenSource(options: TokenSourceOptions): TokenSource {
       if (current !== undefined && now() < current.renewAt) return current.access_token;
       const flight = renew();
       try {
-        const token = callOptions.signal === undefined ? await flight : await raceAbort(flight, callOptions.signal);
+        const token = await raceAbort(flight, callOptions.signal);
         return token.access_token;
       } catch (err) {
         if (controller.signal.aborted) throw closedError();
@@ -212,23 +219,4 @@ export function createTokenSource(options: TokenSourceOptions): TokenSource {
   };
   const authenticated = createAuthenticatedFetch(source, { fetch: connection.fetch });
   return source;
-}
-
-/** `promise`, or an `aborted` error as soon as `signal` fires (the promise itself goes on). */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new GatehouseClientError('aborted', 'aborted', { cause: signal.reason }));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new GatehouseClientError('aborted', 'aborted', { cause: signal.reason }));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
-  });
 }

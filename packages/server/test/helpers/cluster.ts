@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createPostgresSchema, TEST_DATABASE_URL, type PostgresSchema } from './postgres.js';
 import { freePort } from './server.js';
+import { collectChild, type ChildResult } from './processes.js';
 
 /**
  * Real `gatehouse start` processes for the fault and multi-instance suites: each one the built
@@ -66,12 +67,7 @@ export interface ExitStatus {
   ms: number;
 }
 
-export interface CommandResult {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+export type CommandResult = ChildResult;
 
 /** The caller's environment without anything that would configure Gatehouse behind our back. */
 function baseEnv(): NodeJS.ProcessEnv {
@@ -294,22 +290,9 @@ export async function startGatehouseCluster(options: GatehouseClusterOptions = {
     const cli = async (args: string[], input?: string): Promise<CommandResult> => {
       const child = spawn(process.execPath, [GATEHOUSE_BIN, '--config', configPath, ...args], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
       track(child);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
       child.stdin?.on('error', () => undefined);
       child.stdin?.end(input ?? '');
-      const timer = setTimeout(() => child.pid !== undefined && killPid(child.pid, 'SIGKILL'), COMMAND_TIMEOUT_MS);
-      try {
-        const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done, fail) => {
-          child.once('error', fail);
-          child.once('close', (code, sig) => done([code, sig]));
-        });
-        return { status, signal, stdout, stderr };
-      } finally {
-        clearTimeout(timer);
-      }
+      return collectChild(child, COMMAND_TIMEOUT_MS, () => child.pid !== undefined && killPid(child.pid, 'SIGKILL'));
     };
 
     const cluster: GatehouseCluster = {

@@ -1,11 +1,26 @@
-// `npm run bench`: Gatehouse vs node-oidc-provider under the same client_credentials /
-// introspection load. Servers run pinned to CPU 0, the load generator (bench/load.mjs) to CPU 1.
-// Options: --only=gatehouse|oidc-provider, BENCH_DURATION=<seconds> (default 10).
+// `npm run bench`: Gatehouse vs node-oidc-provider under the same load. Servers run pinned to
+// CPU 0, the load generator (bench/load.mjs) to CPU 1.
+//
+// Options:
+//   --db=sqlite|postgres|both   Gatehouse's storage (default: both when PostgreSQL answers at
+//                               BENCH_POSTGRES_URL, else sqlite). Each PostgreSQL run gets a schema
+//                               of its own (bench_<pid>_<n>), dropped at the end.
+//   --only=gatehouse|oidc-provider
+//   --workloads=token-jwt,introspect-jwt,token-opaque,introspect-opaque,refresh,code
+//   --scale[=10,10000,1000000]  instead of the comparison: client_credentials JWT rate with that many
+//                               registered clients, one hot client and one picked at random per
+//                               request among up to 100,000 of them (Gatehouse only).
+//   --wait-quiet                first wait (up to 15 min) until the 1-minute load average is <= 0.5.
+// Environment: BENCH_DURATION=<seconds> (default 10), BENCH_POSTGRES_URL (default
+// postgres://postgres@127.0.0.1:5432/test), BENCH_CODE_RATE (codes pre-minted per second of run,
+// default 2000), BENCH_CPU_PROF=<dir> (write a V8 CPU profile of every Gatehouse server there),
+// BENCH_GATEHOUSE_NODE_ARGS (more node flags for Gatehouse, e.g. --trace-gc; its stdout is kept
+// in the temporary directory only while the run lasts).
 /* global AbortSignal */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
@@ -13,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, URLSearchParams } from 'node:url';
 import { promisify } from 'node:util';
 import { Buffer } from 'node:buffer';
+import { insertClients, mintAuthorizationCodes, openServerStorage } from './seed.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const GATEHOUSE_CLI = join(ROOT, 'packages/server/dist/cli/main.js');
@@ -20,15 +36,37 @@ const RESOURCE = 'https://api.bench.example';
 const SCOPE = 'bench:read';
 const OPAQUE_RESOURCE = 'https://opaque.bench.example';
 const OPAQUE_SCOPE = 'opaque:read';
+const REDIRECT_URI = 'https://app.bench.example/callback';
+const CODE_SCOPE = ['openid', 'offline_access', SCOPE];
+// Both servers sign ID tokens with their default algorithm (Gatehouse: tokens.idTokenSigningAlg).
+const ID_TOKEN_ALG = 'RS256';
 const CONNECTIONS = 10;
 const WARMUP = 2;
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
+const CODE_RATE = Number(process.env.BENCH_CODE_RATE ?? 2000);
+const PG_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const RANDOM_SUBSET = 100_000;
 const EXPECT_TOKEN = '"access_token"';
 const EXPECT_ACTIVE = '"active"\\s*:\\s*true';
+const WORKLOADS = ['token-jwt', 'introspect-jwt', 'token-opaque', 'introspect-opaque', 'refresh', 'code'];
+
+const option = (name) => {
+  const arg = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  return arg === undefined ? undefined : (arg.split('=')[1] ?? '');
+};
+const ONLY = option('only');
+const DB_OPTION = option('db');
+const ONLY_WORKLOADS = option('workloads')?.split(',').filter(Boolean);
+const SCALE = option('scale');
+const SCALE_SIZES = SCALE === undefined ? [] : (SCALE || '10,10000,1000000').split(',').map(Number);
 
 if (!(DURATION > 0)) throw new Error(`BENCH_DURATION must be a positive number of seconds, got ${process.env.BENCH_DURATION}`);
+if (!(CODE_RATE > 0)) throw new Error(`BENCH_CODE_RATE must be a positive number, got ${process.env.BENCH_CODE_RATE}`);
 if (ONLY && !['gatehouse', 'oidc-provider'].includes(ONLY)) throw new Error(`--only must be gatehouse or oidc-provider, got ${ONLY}`);
+if (DB_OPTION && !['sqlite', 'postgres', 'both'].includes(DB_OPTION)) throw new Error(`--db must be sqlite, postgres or both, got ${DB_OPTION}`);
+for (const w of ONLY_WORKLOADS ?? []) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}; one of ${WORKLOADS.join(', ')}`);
+if (SCALE_SIZES.some((n) => !(Number.isInteger(n) && n >= 1))) throw new Error(`--scale takes client counts, got ${SCALE}`);
+const wanted = (workload) => !ONLY_WORKLOADS || ONLY_WORKLOADS.includes(workload);
 
 const TASKSET = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'taskset')).find((p) => existsSync(p));
 const execFileP = promisify(execFile);
@@ -55,14 +93,79 @@ async function stop(child) {
   await exited;
 }
 
-async function cleanup() {
+// ---------- PostgreSQL schemas ----------
+
+let pg;
+const schemas = new Set();
+let pgAdmin;
+
+async function postgresReachable() {
+  pg ??= (await import('pg')).default;
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function admin() {
+  if (!pgAdmin) {
+    pgAdmin = new pg.Client({ connectionString: PG_URL });
+    await pgAdmin.connect();
+  }
+  return pgAdmin;
+}
+
+/** A fresh schema and a DATABASE_URL whose search_path is it; connections named for this run. */
+async function createSchema() {
+  const schema = `bench_${process.pid}_${schemas.size + 1}`;
+  await (await admin()).query(`create schema ${schema}`);
+  schemas.add(schema);
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  url.searchParams.set('application_name', applicationName());
+  return { schema, url: url.toString() };
+}
+
+const applicationName = () => `gatehouse-bench-${process.pid}`;
+
+async function dropSchema(schema) {
+  await (await admin()).query(`drop schema if exists ${schema} cascade`);
+  schemas.delete(schema);
+}
+
+/** PostgreSQL processes doing this run's work: its server's connections and the WAL/checkpoint writers. */
+async function postgresPids() {
+  const { rows } = await (await admin()).query(
+    `select pid from pg_stat_activity
+      where (application_name = $1 and pid <> pg_backend_pid())
+         or backend_type in ('walwriter', 'checkpointer', 'background writer', 'autovacuum worker')`,
+    [applicationName()],
+  );
+  return new Set(rows.map((r) => r.pid));
+}
+
+// Once: a signal's cleanup and the main flow's `finally` may both ask for it.
+let cleaning;
+const cleanup = () => (cleaning ??= doCleanup());
+
+async function doCleanup() {
   await Promise.all([...children].map(stop));
+  for (const schema of [...schemas]) await dropSchema(schema).catch((err) => console.error(`could not drop schema ${schema}: ${err.message}`));
+  await pgAdmin?.end().catch(() => undefined);
+  pgAdmin = undefined;
   rmSync(tmp, { recursive: true, force: true });
 }
 
 process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
+  if (schemas.size) console.error(`left behind PostgreSQL schemas: ${[...schemas].join(', ')}`);
 });
 // `on`, not `once`: Ctrl-C under npm delivers SIGINT twice (terminal + npm forwarding it), and a
 // second default-handled SIGINT would kill us before the children are stopped.
@@ -86,14 +189,14 @@ function freePort() {
 }
 
 /** Spawn a server pinned to CPU 0 with stdout/stderr in files; return the child once `readyUrl` answers 200. */
-async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl }) {
+async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl, timeout = 60_000 }) {
   const out = openSync(join(tmp, `${name}.stdout.log`), 'w');
   const err = openSync(join(tmp, `${name}.stderr.log`), 'w');
   const [cmd, cmdArgs] = pinned(0, args);
   const child = track(spawn(cmd, cmdArgs, { cwd, env, stdio: ['ignore', out, err] }));
   closeSync(out);
   closeSync(err);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     const status = await fetch(readyUrl, { signal: AbortSignal.timeout(1000) }).then((r) => r.status, () => 0);
@@ -103,7 +206,7 @@ async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl
     }
     await sleep(100);
   }
-  const why = child.exitCode !== null ? `exited with code ${child.exitCode}` : 'was not ready within 30 s';
+  const why = child.exitCode !== null ? `exited with code ${child.exitCode}` : `was not ready within ${timeout / 1000} s`;
   await stop(child);
   throw new Error(`${name} ${why} (waiting for 200 from ${readyUrl})\n${tail(name)}`);
 }
@@ -133,27 +236,63 @@ function resetPeak(pid) {
   }
 }
 
-function peakRssMiB(pid) {
-  const kb = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+function memoryMiB(pid, field) {
+  const kb = Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
   return Math.round(kb / 1024 * 10) / 10;
 }
 
-// ---------- CPU 0 accounting (in clock ticks) ----------
+// ---------- CPU accounting (in clock ticks) ----------
 
-/** Busy/total ticks of CPU 0 and CPU ticks of `pid`, to tell whether other processes shared the server's CPU. */
-function cpuSample(pid) {
-  const cpu0 = /^cpu0 (.+)$/m.exec(readFileSync('/proc/stat', 'utf8'))[1].trim().split(/\s+/).slice(0, 8).map(Number);
-  const total = cpu0.reduce((a, b) => a + b, 0);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[11], [12] = utime, stime
-  return { total, busy: total - cpu0[3] - cpu0[4], server: Number(fields[11]) + Number(fields[12]) };
+const PF_KTHREAD = 0x00200000;
+
+/** CPU ticks of every user-space process, by pid. */
+function processTicks() {
+  const out = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[6] = flags, [11], [12] = utime, stime
+    if (Number(fields[6]) & PF_KTHREAD) continue;
+    out.set(Number(name), Number(fields[11]) + Number(fields[12]));
+  }
+  return out;
 }
 
-function cpuUsage(before, after) {
+/** Busy/total ticks of CPU 0 and the ticks of every process. */
+function cpuSample() {
+  const cpu0 = /^cpu0 (.+)$/m.exec(readFileSync('/proc/stat', 'utf8'))[1].trim().split(/\s+/).slice(0, 8).map(Number);
+  const total = cpu0.reduce((a, b) => a + b, 0);
+  return { total, busy: total - cpu0[3] - cpu0[4], procs: processTicks() };
+}
+
+/**
+ * In % of one CPU over the measured phase: the server; the database's processes (PostgreSQL: this
+ * run's connections and its WAL/checkpoint writers, on whichever CPU the kernel put them); what
+ * else ran on CPU 0; and every other process on the machine (other people's work: noise).
+ */
+function cpuUsage(before, after, { serverPid, loadPid, dbPids }) {
   const total = after.total - before.total || 1;
-  const server = after.server - before.server;
   const pct = (ticks) => Math.round((100 * ticks) / total);
-  return { serverCpuPercent: pct(server), cpu0OtherPercent: Math.max(0, pct(after.busy - before.busy - server)) };
+  const used = (pid) => (after.procs.get(pid) ?? 0) - (before.procs.get(pid) ?? 0);
+  const server = used(serverPid);
+  let db = 0;
+  let others = 0;
+  for (const pid of after.procs.keys()) {
+    if (pid === serverPid || pid === loadPid || pid === process.pid) continue;
+    if (dbPids.has(pid)) db += used(pid);
+    else others += used(pid);
+  }
+  return {
+    serverCpuPercent: pct(server),
+    dbCpuPercent: dbPids.size ? pct(db) : null,
+    cpu0OtherPercent: Math.max(0, pct(after.busy - before.busy - server)),
+    othersCpuPercent: pct(others),
+  };
 }
 
 // ---------- HTTP ----------
@@ -189,39 +328,63 @@ async function assertActive(introspectRequest) {
 
 // ---------- load ----------
 
-async function runLoad(load) {
-  const args = JSON.stringify({ ...load, connections: CONNECTIONS, warmup: WARMUP, duration: DURATION });
-  const [cmd, cmdArgs] = pinned(1, [process.execPath, join(ROOT, 'bench/load.mjs'), args]);
+/** Runs bench/load.mjs on CPU 1; `onMeasure` is called when its measured phase starts. */
+async function runLoad(load, onMeasure) {
+  const specFile = join(tmp, `load-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(specFile, JSON.stringify({ ...load, connections: CONNECTIONS, warmup: WARMUP, duration: DURATION }));
+  const [cmd, cmdArgs] = pinned(1, [process.execPath, join(ROOT, 'bench/load.mjs'), `@${specFile}`]);
   const child = track(spawn(cmd, cmdArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  const timer = setTimeout(() => child.kill('SIGKILL'), (WARMUP + DURATION + 60) * 1000);
+  child.stdout.on('data', (d) => {
+    out += d;
+    if (out.includes('{"phase":"measure"}\n') && onMeasure) {
+      onMeasure(child.pid);
+      onMeasure = undefined;
+    }
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), (WARMUP + DURATION + 120) * 1000);
   const [code] = await once(child, 'exit');
   clearTimeout(timer);
+  rmSync(specFile, { force: true });
   if (code !== 0) throw new Error(`load generator exited with ${code}`);
   return JSON.parse(out.trim().split('\n').at(-1));
 }
 
 const results = [];
 
-async function measure(server, workload, pid, load) {
-  process.stdout.write(`  ${server} ${workload}: ${WARMUP}s warmup + ${DURATION}s ... `);
+async function measure({ server, db, workload, pid, dbPids = async () => new Set() }, load) {
+  process.stdout.write(`  ${server}${db === 'memory' ? '' : ` [${db}]`} ${workload}: ${WARMUP}s warmup + ${DURATION}s ... `);
   resetPeak(pid);
-  const before = cpuSample(pid);
-  const r = await runLoad(load);
-  const cpu = TASKSET ? cpuUsage(before, cpuSample(pid)) : {};
+  let before;
+  let loadPid;
+  const r = await runLoad(load, (childPid) => {
+    loadPid = childPid;
+    before = cpuSample();
+  });
+  const after = cpuSample();
+  const cpu = TASKSET && before ? cpuUsage(before, after, { serverPid: pid, loadPid, dbPids: await dbPids() }) : {};
   // A non-2xx response also fails the body check, so only count mismatches beyond those.
-  const failures = r.non2xx + r.errors + Math.max(0, r.mismatches - r.non2xx);
-  results.push({ server, workload, ...r, ...cpu, peakRssMiB: peakRssMiB(pid), failures });
+  const failures = r.non2xx + r.errors + Math.max(0, r.mismatches - r.non2xx) + (r.brokenChains ?? 0);
+  const result = { server, db, workload, ...r, ...cpu, peakRssMiB: memoryMiB(pid, 'VmHWM'), failures };
+  results.push(result);
   const notes = [
     failures && `!!! ${failures} FAILED REQUESTS`,
+    r.exhausted && '!!! RAN OUT OF PRE-MINTED CODES (raise BENCH_CODE_RATE)',
     r.loadCpuPercent >= 90 && `load generator at ${r.loadCpuPercent}% CPU: req/s is a lower bound`,
-    cpu.cpu0OtherPercent >= 5 && `NOISY: other processes used ${cpu.cpu0OtherPercent}% of CPU 0`,
+    noisy(result) && `NOISY: other processes used ${cpu.othersCpuPercent}% CPU (${cpu.cpu0OtherPercent}% of CPU 0 outside the server)`,
   ].filter(Boolean);
-  console.log(`${Math.round(r.requestsPerSec)} req/s, server CPU ${cpu.serverCpuPercent ?? '?'}%${notes.map((n) => `  (${n})`).join('')}`);
+  const dbNote = cpu.dbCpuPercent != null ? `, PostgreSQL CPU ${cpu.dbCpuPercent}%` : '';
+  console.log(`${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99} ms, server CPU ${cpu.serverCpuPercent ?? '?'}%${dbNote}${notes.map((n) => `  (${n})`).join('')}`);
+  return result;
 }
 
-// ---------- servers ----------
+/**
+ * Other people's processes took a noticeable share. On SQLite nothing but the server should run
+ * on CPU 0; on PostgreSQL the database shares the CPUs, so only processes outside this run count.
+ */
+const noisy = (r) => r.othersCpuPercent >= 5 || (r.dbCpuPercent == null && r.cpu0OtherPercent >= 5);
+
+// ---------- Gatehouse ----------
 
 /** The CLI's --json output; tolerate log lines around it by falling back to the last JSON line. */
 function parseCliJson(stdout) {
@@ -234,81 +397,240 @@ function parseCliJson(stdout) {
   }
 }
 
-async function benchGatehouse() {
+/** Inherited settings that would change what is measured (another database, Redis, a config). */
+function cleanEnv() {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith('GATEHOUSE_') || name === 'DATABASE_URL' || name === 'REDIS_URL') delete env[name];
+  return env;
+}
+
+/** A migrated Gatehouse database (SQLite in its own directory, or a fresh PostgreSQL schema) and its CLI. */
+async function prepareGatehouse(db, label) {
   if (!existsSync(GATEHOUSE_CLI)) throw new Error(`${GATEHOUSE_CLI} missing: run \`npm run build -w @gatehouse/server\``);
+  const dir = join(tmp, label);
+  mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const env = { ...process.env, GATEHOUSE_DATA_DIR: tmp, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'info', GATEHOUSE_METRICS_PORT: '0' };
+  const env = { ...cleanEnv(), GATEHOUSE_DATA_DIR: dir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'info', GATEHOUSE_METRICS_PORT: '0' };
+  let schema;
+  if (db === 'postgres') {
+    const created = await createSchema();
+    schema = created.schema;
+    env.DATABASE_URL = created.url;
+  }
   // Rate limits stay on (their counting is part of every request) with budgets no benchmark reaches:
   // one client from one address sends everything here.
   const unlimited = { perClient: 1e9, perAddress: 1e9 };
   writeFileSync(
-    join(tmp, 'gatehouse.config.json'),
+    join(dir, 'gatehouse.config.json'),
     JSON.stringify({ rateLimits: { token: unlimited, introspection: unlimited, revocation: unlimited, deviceAuthorization: unlimited } }),
   );
-  // cwd = tmp so that no ./gatehouse.config.json from the checkout is picked up (the one above is).
-  const cli = async (...args) => (await execFileP(process.execPath, [GATEHOUSE_CLI, ...args], { cwd: tmp, env, timeout: 60_000 })).stdout;
-
+  // cwd = dir so that no ./gatehouse.config.json from the checkout is picked up (the one above is).
+  const cli = async (...args) => (await execFileP(process.execPath, [GATEHOUSE_CLI, ...args], { cwd: dir, env, timeout: 120_000 })).stdout;
   await cli('migrate');
+  const storageOptions = { databaseUrl: env.DATABASE_URL, sqliteFile: join(dir, 'gatehouse.db') };
+  const base = `http://127.0.0.1:${port}`;
+  const dbPids = db === 'postgres' ? postgresPids : undefined;
+  // BENCH_CPU_PROF=<dir>: a V8 CPU profile of each Gatehouse server process (written when it stops).
+  // BENCH_GATEHOUSE_NODE_ARGS: more node flags for it (e.g. --trace-gc), space-separated.
+  const profile = [
+    ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : []),
+    ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ];
+  const start = () => startServer(`gatehouse-${label}`, [process.execPath, ...profile, GATEHOUSE_CLI, 'start'], { cwd: dir, env, readyUrl: `${base}/healthz` });
+  const logLines = () => readFileSync(join(tmp, `gatehouse-${label}.stdout.log`), 'utf8').split('\n').length - 1;
+  return { db, dir, env, cli, base, schema, storageOptions, dbPids, start, logLines };
+}
+
+const codeCount = () => Math.ceil(CODE_RATE * (WARMUP + DURATION));
+
+function writeInput(name, value) {
+  const file = join(tmp, `${name}-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(file, JSON.stringify(value));
+  return file;
+}
+
+async function benchGatehouse(db) {
+  const gh = await prepareGatehouse(db, `compare-${db}`);
+  const { cli, base } = gh;
   await cli('resources', 'create', '--identifier', RESOURCE, '--name', 'Bench', '--scope', SCOPE, '--json');
-  // A second API whose tokens are opaque: stored (as SHA-256 digests) in SQLite on every issue.
+  // A second API whose tokens are opaque: stored (as SHA-256 digests) in the database on every issue.
   await cli('resources', 'create', '--identifier', OPAQUE_RESOURCE, '--name', 'Bench opaque', '--scope', OPAQUE_SCOPE, '--format', 'opaque', '--json');
   const created = await cli('clients', 'create', '--name', 'bench', '--scope', `${SCOPE} ${OPAQUE_SCOPE}`, '--json');
   const client = parseCliJson(created);
   if (!client.client_id || !client.client_secret) throw new Error(`unexpected \`clients create\` output: ${created}`);
   const auth = basicAuth(client.client_id, client.client_secret);
 
-  const server = await startServer('gatehouse', [process.execPath, GATEHOUSE_CLI, 'start'], { cwd: tmp, env, readyUrl: `${base}/healthz` });
+  // The code flow's client: a confidential web app allowed to refresh.
+  const appCreated = await cli('clients', 'create', '--name', 'bench app', '--scope', CODE_SCOPE.join(' '), '--grant-type', 'authorization_code',
+    '--grant-type', 'refresh_token', '--redirect-uri', REDIRECT_URI, '--auth-method', 'client_secret_basic', '--json');
+  const app = parseCliJson(appCreated);
+  const appAuth = basicAuth(app.client_id, app.client_secret);
+  let refreshInput;
+  let codeInput;
+  if (wanted('refresh') || wanted('code')) {
+    const storage = await openServerStorage(gh.storageOptions);
+    try {
+      const count = (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
+      const started = Date.now();
+      const codes = await mintAuthorizationCodes(storage, { clientId: app.client_id, scope: CODE_SCOPE, resources: [RESOURCE], redirectUri: REDIRECT_URI, count });
+      console.log(`Gatehouse [${db}]: ${count} authorization codes stored in ${((Date.now() - started) / 1000).toFixed(1)} s (before the server starts)`);
+      const delegated = { authorization: appAuth, redirectUri: REDIRECT_URI, resource: RESOURCE };
+      if (wanted('refresh')) refreshInput = writeInput('refresh', { ...delegated, codes: codes.splice(0, CONNECTIONS) });
+      if (wanted('code')) codeInput = writeInput('code', { ...delegated, codes });
+    } finally {
+      await storage.close();
+    }
+  }
+
+  const server = await gh.start();
+  const ctx = { server: 'gatehouse', db, pid: server.pid, dbPids: gh.dbPids };
   try {
     const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE }));
     const { format } = await issueToken(tokenRequest);
-    console.log(`Gatehouse (pid ${server.pid}) on ${base}, access token format: ${format}`);
-    await measure('gatehouse', 'token-jwt', server.pid, { ...tokenRequest, expect: EXPECT_TOKEN });
+    console.log(`Gatehouse [${db}] (pid ${server.pid}) on ${base}, access token format: ${format}, RSS at start ${memoryMiB(server.pid, 'VmRSS')} MiB`);
+    if (wanted('token-jwt')) await measure({ ...ctx, workload: 'token-jwt' }, { ...tokenRequest, expect: EXPECT_TOKEN });
 
-    const { token } = await issueToken(tokenRequest);
-    const introspectRequest = request(base, '/introspect', auth, form({ token }));
-    await assertActive(introspectRequest);
-    await measure('gatehouse', 'introspect-jwt', server.pid, { ...introspectRequest, expect: EXPECT_ACTIVE });
+    if (wanted('introspect-jwt')) {
+      const { token } = await issueToken(tokenRequest);
+      const introspectRequest = request(base, '/introspect', auth, form({ token }));
+      await assertActive(introspectRequest);
+      await measure({ ...ctx, workload: 'introspect-jwt' }, { ...introspectRequest, expect: EXPECT_ACTIVE });
+    }
 
     const opaqueRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: OPAQUE_SCOPE }));
-    const opaque = await issueToken(opaqueRequest);
-    if (opaque.format !== 'opaque') throw new Error(`expected an opaque access token, got ${opaque.format}`);
-    await measure('gatehouse', 'token-opaque', server.pid, { ...opaqueRequest, expect: EXPECT_TOKEN });
-    const opaqueIntrospect = request(base, '/introspect', auth, form({ token: opaque.token }));
-    await assertActive(opaqueIntrospect);
-    await measure('gatehouse', 'introspect-opaque', server.pid, { ...opaqueIntrospect, expect: EXPECT_ACTIVE });
+    if (wanted('token-opaque')) {
+      const opaque = await issueToken(opaqueRequest);
+      if (opaque.format !== 'opaque') throw new Error(`expected an opaque access token, got ${opaque.format}`);
+      await measure({ ...ctx, workload: 'token-opaque' }, { ...opaqueRequest, expect: EXPECT_TOKEN });
+    }
+    if (wanted('introspect-opaque')) {
+      const opaque = await issueToken(opaqueRequest);
+      const opaqueIntrospect = request(base, '/introspect', auth, form({ token: opaque.token }));
+      await assertActive(opaqueIntrospect);
+      await measure({ ...ctx, workload: 'introspect-opaque' }, { ...opaqueIntrospect, expect: EXPECT_ACTIVE });
+    }
+    if (refreshInput) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: refreshInput });
+    if (codeInput) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: codeInput });
   } finally {
     await stop(server);
-    const logFile = join(tmp, 'gatehouse.stdout.log');
-    console.log(`  gatehouse wrote ${readFileSync(logFile, 'utf8').split('\n').length - 1} log lines to stdout`);
+    console.log(`  gatehouse [${db}] wrote ${gh.logLines()} log lines to stdout`);
+    if (gh.schema) await dropSchema(gh.schema);
   }
 }
 
-async function benchOidcProvider(format) {
+// ---------- client-count scaling ----------
+
+/** `k` distinct integers in [0, n), at random. */
+function sample(n, k) {
+  if (k >= n) return Array.from({ length: n }, (_, i) => i);
+  const picked = new Set();
+  while (picked.size < k) picked.add(Math.floor(Math.random() * n));
+  return [...picked];
+}
+
+const scaling = [];
+
+async function benchScaling(db) {
+  const gh = await prepareGatehouse(db, `scale-${db}`);
+  await gh.cli('resources', 'create', '--identifier', RESOURCE, '--name', 'Bench', '--scope', SCOPE, '--json');
+  const seed = randomBytes(8).toString('hex');
+  let inserted = 0;
+  try {
+    for (const size of [...SCALE_SIZES].sort((a, b) => a - b)) {
+      const storage = await openServerStorage(gh.storageOptions);
+      const started = Date.now();
+      try {
+        await insertClients(storage, {
+          seed,
+          from: inserted,
+          to: size,
+          scope: SCOPE,
+          onProgress: (n) => process.stdout.write(`\r  [${db}] inserting clients: ${n.toLocaleString('en-US')} / ${size.toLocaleString('en-US')}`),
+        });
+        // What autovacuum would do after a bulk load; SQLite's planner needs no statistics here.
+        if (gh.schema) await (await admin()).query(`analyze ${gh.schema}.clients, ${gh.schema}.client_secrets`);
+      } finally {
+        await storage.close();
+      }
+      const insertSeconds = (Date.now() - started) / 1000;
+      console.log(`\r  [${db}] ${size.toLocaleString('en-US')} clients registered (${(size - inserted).toLocaleString('en-US')} inserted in ${insertSeconds.toFixed(1)} s)`);
+      inserted = size;
+
+      const server = await gh.start();
+      const ctx = { server: 'gatehouse', db, pid: server.pid, dbPids: gh.dbPids };
+      try {
+        const chain = (indices) => ({ engine: 'chain', kind: 'clients', url: `${gh.base}/token`, input: writeInput('clients', { seed, indices, scope: SCOPE }) });
+        const hot = await measure({ ...ctx, workload: `scale ${size} hot` }, chain([0]));
+        const subset = Math.min(size, RANDOM_SUBSET);
+        const usedBefore = await clientsWithUse(gh);
+        const spread = await measure({ ...ctx, workload: `scale ${size} random ${subset}` }, chain(sample(size, subset)));
+        // Gatehouse records each client's last use (one UPDATE per client per minute): how many
+        // clients got their first use recorded during the random run, i.e. writes on the token path.
+        spread.usageWrites = (await clientsWithUse(gh)) - usedBefore;
+        console.log(`    clients whose last use was written during that run: ${spread.usageWrites.toLocaleString('en-US')} (of ${spread.total.toLocaleString('en-US')} measured requests, plus warmup)`);
+        scaling.push({ db, clients: size, randomAmong: subset, insertSeconds, hot, random: spread });
+      } finally {
+        await stop(server);
+      }
+    }
+  } finally {
+    if (gh.schema) await dropSchema(gh.schema);
+  }
+}
+
+/** Clients with a recorded last use, read through a connection of the bench's own. */
+async function clientsWithUse(gh) {
+  const storage = await openServerStorage(gh.storageOptions);
+  try {
+    const row = await storage.handle.db.selectFrom('clients').select((eb) => eb.fn.countAll().as('n')).where('last_used_at', 'is not', null).executeTakeFirstOrThrow();
+    return Number(row.n);
+  } finally {
+    await storage.close();
+  }
+}
+
+// ---------- oidc-provider ----------
+
+async function benchOidcProvider(format, delegatedWorkloads = false) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const clientId = 'bench';
   const clientSecret = randomBytes(32).toString('base64url');
-  const args = JSON.stringify({ port, format, clientId, clientSecret });
-  const name = `oidc-provider-${format}`;
+  const app = { clientId: 'bench-app', clientSecret: randomBytes(32).toString('base64url') };
+  const codesFile = join(tmp, `oidc-provider-codes-${format}.json`);
+  const codes = (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
+  const delegated = delegatedWorkloads ? { ...app, redirectUri: REDIRECT_URI, codes, codesFile, idTokenAlg: ID_TOKEN_ALG } : undefined;
+  const args = JSON.stringify({ port, format, clientId, clientSecret, delegated });
+  const name = delegated ? `oidc-provider-${format}-delegated` : `oidc-provider-${format}`;
   const server = await startServer(name, [process.execPath, join(ROOT, 'bench/oidc-provider-server.mjs'), args], {
     readyUrl: `${base}/.well-known/openid-configuration`,
   });
+  const ctx = { server: 'oidc-provider', db: 'memory', pid: server.pid };
   try {
+    if (delegated) {
+      const pairs = JSON.parse(readFileSync(codesFile, 'utf8'));
+      console.log(`oidc-provider code flow (pid ${server.pid}) on ${base}: ${codes} authorization codes held in memory, RSS ${memoryMiB(server.pid, 'VmRSS')} MiB`);
+      const input = { authorization: basicAuth(app.clientId, app.clientSecret), redirectUri: REDIRECT_URI, resource: RESOURCE };
+      if (wanted('refresh')) {
+        await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: writeInput('op-refresh', { ...input, codes: pairs.splice(0, CONNECTIONS) }) });
+      }
+      if (wanted('code')) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: writeInput('op-code', { ...input, codes: pairs }) });
+      return;
+    }
     const auth = basicAuth(clientId, clientSecret);
     const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE, resource: RESOURCE }));
     const issued = await issueToken(tokenRequest);
     if (format === 'jwt' && issued.typ !== 'at+jwt') throw new Error(`expected an at+jwt access token, got ${issued.format}`);
     if (format === 'opaque' && issued.format !== 'opaque') throw new Error(`expected an opaque access token, got ${issued.format}`);
     console.log(`oidc-provider ${format} (pid ${server.pid}) on ${base}, access token format: ${issued.format}`);
-    await measure('oidc-provider', `token-${format}`, server.pid, { ...tokenRequest, expect: EXPECT_TOKEN });
+    if (wanted(`token-${format}`)) await measure({ ...ctx, workload: `token-${format}` }, { ...tokenRequest, expect: EXPECT_TOKEN });
 
-    if (format === 'opaque') {
+    if (format === 'opaque' && wanted('introspect-opaque')) {
       // Fresh token: the in-memory adapter is an LRU of 1000 entries, so earlier ones are evicted by now.
       const { token } = await issueToken(tokenRequest);
       const introspectRequest = request(base, '/introspect', auth, form({ token }));
       await assertActive(introspectRequest);
-      await measure('oidc-provider', 'introspect', server.pid, { ...introspectRequest, expect: EXPECT_ACTIVE });
+      await measure({ ...ctx, workload: 'introspect-opaque' }, { ...introspectRequest, expect: EXPECT_ACTIVE });
     }
   } finally {
     await stop(server);
@@ -320,64 +642,121 @@ async function benchOidcProvider(format) {
 function machineInfo() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   const cpu = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? /^Hardware\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
-  const loadavg = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  return { node: process.version, cpu, nproc: availableParallelism(), loadavg, taskset: TASKSET ?? null };
+  return { node: process.version, cpu, nproc: availableParallelism(), loadavg: loadavg().join(' '), taskset: TASKSET ?? null };
 }
 
-function ratios() {
-  const rps = (server, workload) => results.find((r) => r.server === server && r.workload === workload)?.requestsPerSec;
-  const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
-  return {
-    'gatehouse JWT token / oidc-provider JWT token': ratio(rps('gatehouse', 'token-jwt'), rps('oidc-provider', 'token-jwt')),
-    'gatehouse JWT token / oidc-provider opaque token': ratio(rps('gatehouse', 'token-jwt'), rps('oidc-provider', 'token-opaque')),
-    'gatehouse opaque token (stored) / oidc-provider opaque token (in memory)': ratio(rps('gatehouse', 'token-opaque'), rps('oidc-provider', 'token-opaque')),
-    'gatehouse introspect opaque / oidc-provider introspect opaque': ratio(rps('gatehouse', 'introspect-opaque'), rps('oidc-provider', 'introspect')),
-    'gatehouse introspect JWT / oidc-provider introspect opaque': ratio(rps('gatehouse', 'introspect-jwt'), rps('oidc-provider', 'introspect')),
-  };
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3);
+
+const rps = (server, db, workload) => results.find((r) => r.server === server && r.db === db && r.workload === workload)?.requestsPerSec;
+const ratio = (a, b) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+
+function ratios(dbs) {
+  const out = {};
+  for (const db of dbs) {
+    const gh = (w) => rps('gatehouse', db, w);
+    const op = (w) => rps('oidc-provider', 'memory', w);
+    Object.assign(out, {
+      [`[${db}] token JWT / oidc-provider token JWT (target >= 5)`]: ratio(gh('token-jwt'), op('token-jwt')),
+      [`[${db}] token JWT / oidc-provider token opaque in memory (target >= 2)`]: ratio(gh('token-jwt'), op('token-opaque')),
+      [`[${db}] token opaque (stored) / oidc-provider token opaque (in memory)`]: ratio(gh('token-opaque'), op('token-opaque')),
+      [`[${db}] introspect opaque / oidc-provider introspect opaque (target >= 2)`]: ratio(gh('introspect-opaque'), op('introspect-opaque')),
+      [`[${db}] introspect JWT / oidc-provider introspect opaque (target >= 2)`]: ratio(gh('introspect-jwt'), op('introspect-opaque')),
+      [`[${db}] refresh / oidc-provider refresh`]: ratio(gh('refresh'), op('refresh')),
+      [`[${db}] code redemption / oidc-provider code redemption`]: ratio(gh('code'), op('code')),
+    });
+  }
+  for (const [k, v] of Object.entries(out)) if (v === null) delete out[k];
+  return out;
 }
 
 function printTable() {
-  const header = ['workload', 'server', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'failed', 'CPU0 other %'];
-  const rows = results.map((r) => [r.workload, r.server, r.requestsPerSec.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2),
-    r.peakRssMiB.toFixed(1), String(r.failures), String(r.cpu0OtherPercent ?? '-')]);
+  const header = ['db', 'workload', 'server', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'failed', 'server CPU %', 'PG CPU %', 'CPU0 other %', 'others %'];
+  const rows = results.map((r) => [r.db, r.workload, r.server, r.requestsPerSec.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2),
+    r.peakRssMiB.toFixed(1), String(r.failures), String(r.serverCpuPercent ?? '-'), String(r.dbCpuPercent ?? '-'), String(r.cpu0OtherPercent ?? '-'), String(r.othersCpuPercent ?? '-')]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  const line = (cells) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (cells) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   console.log(`\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   for (const row of rows) console.log(line(row));
-  console.log(`(peak RSS = VmHWM of the server process incl. warmup, scope: ${peakScope})\n`);
+  console.log(`(peak RSS = VmHWM of the server process incl. warmup, scope: ${peakScope}; CPU in % of one core; others = processes outside this run)\n`);
+}
+
+function printScaling() {
+  if (!scaling.length) return;
+  console.log('client-count scaling (client_credentials, JWT):');
+  for (const s of scaling) {
+    console.log(`  [${s.db}] ${s.clients.toLocaleString('en-US').padStart(9)} clients: hot ${Math.round(s.hot.requestsPerSec)} req/s (p99 ${s.hot.p99} ms, ${s.hot.peakRssMiB} MiB), `
+      + `random among ${s.randomAmong.toLocaleString('en-US')}: ${Math.round(s.random.requestsPerSec)} req/s (p99 ${s.random.p99} ms, ${s.random.peakRssMiB} MiB)`);
+  }
+}
+
+async function waitQuiet() {
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const [one] = loadavg();
+    if (Number(one) <= 0.5) return;
+    if (Date.now() > deadline) {
+      console.log(`load average still ${one} after 15 min; running anyway (see the others % column)`);
+      return;
+    }
+    console.log(`load average ${one} > 0.5: waiting 30 s for other work to finish`);
+    await sleep(30_000);
+  }
 }
 
 async function main() {
-  const command = [process.env.BENCH_DURATION && `BENCH_DURATION=${process.env.BENCH_DURATION}`, process.execPath, ...process.argv.slice(1)].filter(Boolean).join(' ');
+  const command = [process.env.BENCH_DURATION && `BENCH_DURATION=${process.env.BENCH_DURATION}`, process.env.BENCH_CODE_RATE && `BENCH_CODE_RATE=${process.env.BENCH_CODE_RATE}`,
+    process.execPath, ...process.argv.slice(1)].filter(Boolean).join(' ');
+  if (option('wait-quiet') !== undefined) await waitQuiet();
   const machine = machineInfo();
   console.log(`command: ${command}${process.env.npm_lifecycle_script ? `  (via npm: ${process.env.npm_lifecycle_script})` : ''}`);
   console.log(`machine: node ${machine.node}, cpu "${machine.cpu}", nproc ${machine.nproc}, loadavg ${machine.loadavg}`);
   console.log(TASKSET
-    ? `pinning: servers on CPU 0, load generator on CPU 1 (${TASKSET})`
+    ? 'pinning: servers on CPU 0, load generator on CPU 1 (PostgreSQL, when used, is not pinned)'
     : 'pinning: taskset not found on PATH, running UNPINNED');
   console.log(`load: ${CONNECTIONS} connections, ${WARMUP}s warmup, ${DURATION}s measured per workload\n`);
 
-  if (ONLY !== 'oidc-provider') await benchGatehouse();
-  if (ONLY !== 'gatehouse') {
-    await benchOidcProvider('jwt');
-    await benchOidcProvider('opaque');
+  let dbs = [];
+  if (ONLY !== 'oidc-provider') {
+    const reachable = DB_OPTION === 'sqlite' ? false : await postgresReachable();
+    if (DB_OPTION === 'postgres' || DB_OPTION === 'both') {
+      if (!reachable) throw new Error(`PostgreSQL does not answer at ${PG_URL} (set BENCH_POSTGRES_URL)`);
+    } else if (!DB_OPTION && !reachable) {
+      console.log(`PostgreSQL does not answer at ${PG_URL}: SQLite only`);
+    }
+    dbs = DB_OPTION === 'sqlite' || (!DB_OPTION && !reachable) ? ['sqlite'] : DB_OPTION === 'postgres' ? ['postgres'] : ['sqlite', 'postgres'];
+  }
+
+  if (SCALE_SIZES.length) {
+    for (const db of dbs) await benchScaling(db);
+  } else {
+    for (const db of dbs) await benchGatehouse(db);
+    if (ONLY !== 'gatehouse') {
+      if (wanted('token-jwt')) await benchOidcProvider('jwt');
+      if (wanted('token-opaque') || wanted('introspect-opaque')) await benchOidcProvider('opaque');
+      if (wanted('refresh') || wanted('code')) await benchOidcProvider('jwt', true);
+    }
   }
 
   printTable();
-  const ratioValues = ratios();
-  for (const [name, value] of Object.entries(ratioValues)) if (value !== null) console.log(`${name}: ${value}x`);
+  printScaling();
+  const ratioValues = ratios(dbs);
+  for (const [name, value] of Object.entries(ratioValues)) console.log(`${name}: ${value}x`);
 
-  const failed = results.filter((r) => r.failures > 0);
+  const failed = results.filter((r) => r.failures > 0 || r.exhausted);
   for (const r of failed) {
-    console.log(`\n!!! ${r.server} ${r.workload}: ${r.non2xx} non-2xx, ${r.errors} errors (${r.timeouts} timeouts), ${r.mismatches} unexpected bodies; status codes ${JSON.stringify(r.statusCodes)}`);
+    console.log(`\n!!! ${r.server} [${r.db}] ${r.workload}: ${r.non2xx} non-2xx, ${r.errors} errors (${r.timeouts} timeouts), ${r.mismatches} unexpected bodies`
+      + `${r.brokenChains ? `, ${r.brokenChains} broken refresh chains` : ''}${r.exhausted ? ', ran out of codes' : ''}; status codes ${JSON.stringify(r.statusCodes)}`);
   }
   if (failed.length) console.log(`\n!!! RESULTS INVALID: ${failed.length} workload(s) had failed requests (see above)`);
-  const noisy = results.filter((r) => r.cpu0OtherPercent >= 5).map((r) => `${r.server} ${r.workload}`);
-  if (noisy.length) console.log(`\n!!! NOISY: other processes competed for CPU 0 during: ${noisy.join(', ')}; re-run on an idle machine`);
+  const noisyRuns = results.filter(noisy).map((r) => `${r.server} [${r.db}] ${r.workload}`);
+  if (noisyRuns.length) console.log(`\n!!! NOISY: other processes competed for the CPUs during: ${noisyRuns.join(', ')}; re-run on an idle machine`);
 
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  const outFile = join(ROOT, 'bench/results/latest.json');
-  const report = { date: new Date().toISOString(), command, machine, connections: CONNECTIONS, warmup: WARMUP, duration: DURATION, peakScope, results, ratios: ratioValues };
+  const outFile = join(ROOT, `bench/results/${SCALE_SIZES.length ? 'scale' : 'latest'}.json`);
+  const report = {
+    date: new Date().toISOString(), command, machine, loadavgAtEnd: loadavg().join(' '), connections: CONNECTIONS, warmup: WARMUP, duration: DURATION, idTokenAlg: ID_TOKEN_ALG,
+    peakScope, results, scaling, ratios: ratioValues,
+  };
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nresults written to ${outFile}`);
   if (failed.length) process.exitCode = 1;

@@ -124,6 +124,14 @@ describe.each(stores)('rate limiter over the $name store', ({ open }) => {
     await Promise.all([a.stop(), b.stop()]);
   });
 
+  it('a report of more counters than one statement holds adds each up and returns each total, in order', async () => {
+    const store = opened.store();
+    const batch = Array.from({ length: 1203 }, (_, i) => ({ counterKey: `big-${now}-${i}`, hits: (i % 7) + 1, expiresAt: now + 120 }));
+    expect(await store.addHits(batch)).toEqual(batch.map((h) => h.hits));
+    const again = [batch[1202], batch[0], batch[600]].map((h) => ({ ...(h as RateHits), hits: 10 }));
+    expect(await store.addHits(again)).toEqual(again.map((h, k) => 10 + ([batch[1202], batch[0], batch[600]][k] as RateHits).hits));
+  });
+
   it('concurrent reports from many instances add up exactly', async () => {
     const instances = Array.from({ length: 8 }, () => limiter());
     const key = `many-${now}`;

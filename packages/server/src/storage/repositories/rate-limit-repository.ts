@@ -2,7 +2,10 @@ import type { Kysely } from 'kysely';
 import type { RateHits, RateLimitStore } from '../../rate-limit/store.js';
 import type { Database } from '../schema.js';
 
-/** Rate-limit counters in the shared database: one upsert per counter, one transaction per batch. */
+/** Rows per statement: a batch of thousands of counters becomes a few statements, not thousands of round trips. */
+const ROWS_PER_STATEMENT = 500;
+
+/** Rate-limit counters in the shared database: one multi-row upsert per 500 counters, one transaction per batch. */
 export class RateLimitRepository implements RateLimitStore {
   readonly kind = 'database' as const;
 
@@ -10,23 +13,28 @@ export class RateLimitRepository implements RateLimitStore {
 
   async addHits(batch: readonly RateHits[]): Promise<number[]> {
     if (batch.length === 0) return [];
-    // Counters in a fixed order: two instances adding overlapping batches lock rows in the same
-    // order (PostgreSQL), so they cannot deadlock.
-    const order = batch.map((_, i) => i).sort((a, b) => ((batch[a]?.counterKey ?? '') < (batch[b]?.counterKey ?? '') ? -1 : 1));
-    const totals = new Array<number>(batch.length).fill(0);
+    // One row per counter (a batch names each once), in key order: two instances adding
+    // overlapping batches lock rows in the same order (PostgreSQL), so they cannot deadlock.
+    const merged = new Map<string, RateHits>();
+    for (const h of batch) {
+      const seen = merged.get(h.counterKey);
+      merged.set(h.counterKey, seen === undefined ? h : { ...seen, hits: seen.hits + h.hits, expiresAt: Math.max(seen.expiresAt, h.expiresAt) });
+    }
+    const rows = [...merged.values()].sort((a, b) => (a.counterKey < b.counterKey ? -1 : a.counterKey > b.counterKey ? 1 : 0));
+    const totals = new Map<string, number>();
     await this.db.transaction().execute(async (trx) => {
-      for (const i of order) {
-        const h = batch[i] as RateHits;
-        const row = await trx
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+        const chunk = rows.slice(i, i + ROWS_PER_STATEMENT);
+        const returned = await trx
           .insertInto('rate_limit_counters')
-          .values({ counter_key: h.counterKey, hits: h.hits, expires_at: h.expiresAt })
-          .onConflict((oc) => oc.column('counter_key').doUpdateSet((eb) => ({ hits: eb('rate_limit_counters.hits', '+', h.hits) })))
-          .returning('hits')
-          .executeTakeFirstOrThrow();
-        totals[i] = Number(row.hits);
+          .values(chunk.map((h) => ({ counter_key: h.counterKey, hits: h.hits, expires_at: h.expiresAt })))
+          .onConflict((oc) => oc.column('counter_key').doUpdateSet((eb) => ({ hits: eb('rate_limit_counters.hits', '+', eb.ref('excluded.hits')) })))
+          .returning(['counter_key', 'hits'])
+          .execute();
+        for (const r of returned) totals.set(r.counter_key, Number(r.hits));
       }
     });
-    return totals;
+    return batch.map((h) => totals.get(h.counterKey) ?? 0);
   }
 
   async close(): Promise<void> {

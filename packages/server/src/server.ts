@@ -185,6 +185,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       }),
     ]);
     metrics.declareGrantTypes(grants.keys());
+    const usage = new ClientUsageRecorder(storage.clients, logger);
     // Rate-limit counters shared through Redis when configured, else the database.
     limiter = new RateLimiter({
       store: config.rateLimits.redisUrl === undefined ? storage.rateLimits : new RedisRateLimitStore(config.rateLimits.redisUrl),
@@ -222,7 +223,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         assertionMaxLifetime: config.clientAuth.assertionMaxLifetime,
         clockTolerance: config.clientAuth.clockTolerance,
       },
-      usage: new ClientUsageRecorder(storage.clients, logger),
+      usage,
       rateLimits: new RateLimits(limiter, config.rateLimits, (bucket) => metrics.rateLimited(bucket)),
       metrics,
       logger,
@@ -337,6 +338,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
             clearTimeout(deadline);
           }
           await limiter?.stop();
+          await usage.close();
           // Only now, with no request left that could need it: the pool ends its connections.
           await storage.close();
           await new Promise<void>((resolve) => logger.flush(() => resolve()));

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ClientUsageRecorder } from '../../src/client-usage.js';
+import { createLogger } from '../../src/logging.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientInput, StoredSigningKey } from '../../src/model.js';
 import { migrateToLatest } from '../../src/storage/database.js';
@@ -114,6 +116,24 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
       const [summary] = (await storage.clients.listClients(NOW + 50)).filter((c) => c.clientId === 'c1');
       expect(summary).toMatchObject({ owner: 'team-b', scope: ['orders:read', 'orders:write'], disabled: true, lastUsedAt: NOW + 40, activeSecrets: 1, secretCreatedAt: NOW + 20 });
       expect(await storage.clients.setClientDisabled('c1', false, NOW + 51)).toBe(true);
+    });
+
+    it('records the use of many clients behind the token path: one flush per interval, and on close', async () => {
+      const ids = Array.from({ length: 520 }, (_, i) => `usage-${i}`);
+      for (const id of ids) await storage.clients.createClient(clientInput(id), NOW, { secretHash: null });
+      const recorder = new ClientUsageRecorder(storage.clients, createLogger('silent'), 60, 50);
+      for (const id of ids.slice(0, 510)) recorder.record(id, NOW + 60);
+      recorder.record('usage-0', NOW + 61); // within the interval: not noted again
+      const lastUse = async () => new Map((await storage.clients.listClients(NOW + 100)).map((c) => [c.clientId, c.lastUsedAt]));
+      expect((await lastUse()).get('usage-0')).toBeNull();
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      let seen = await lastUse();
+      expect(ids.slice(0, 510).every((id) => seen.get(id) === NOW + 60)).toBe(true);
+      expect(seen.get('usage-510')).toBeNull();
+      recorder.record('usage-510', NOW + 70);
+      await recorder.close();
+      seen = await lastUse();
+      expect(seen.get('usage-510')).toBe(NOW + 70);
     });
 
     it('finds a client by registration token digest', async () => {

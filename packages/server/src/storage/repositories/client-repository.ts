@@ -253,7 +253,17 @@ export class ClientRepository {
 
   /** Governance: when the client last obtained a token (callers throttle how often they write). */
   async recordClientUse(clientId: string, now: number): Promise<void> {
-    await this.db.updateTable('clients').set({ last_used_at: now }).where('client_id', '=', clientId).execute();
+    await this.recordClientsUse([clientId], now);
+  }
+
+  /** Last use of many clients at once: one statement per 500 clients, in one transaction. */
+  async recordClientsUse(clientIds: readonly string[], now: number): Promise<void> {
+    if (clientIds.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < clientIds.length; i += 500) {
+        await trx.updateTable('clients').set({ last_used_at: now }).where('client_id', 'in', clientIds.slice(i, i + 500)).execute();
+      }
+    });
   }
 
   async listClients(now: number): Promise<ClientSummary[]> {

@@ -310,9 +310,14 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
     });
   });
 
-  it('records when a client last obtained a token', async () => {
-    const found = await t.server.storage.clients.findClient(basic.clientId);
-    expect(found?.lastUsedAt).toBeGreaterThan(0);
+  it('records when a client last obtained a token (written behind the token path, within a second or so)', async () => {
+    let lastUsedAt: number | null | undefined;
+    for (let waited = 0; waited < 3000 && !lastUsedAt; waited += 100) {
+      lastUsedAt = (await t.server.storage.clients.findClient(basic.clientId))?.lastUsedAt;
+      if (!lastUsedAt) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(lastUsedAt).toBeGreaterThan(0);
+    expect(lastUsedAt).toBeLessThanOrEqual(t.clock.now());
   });
 
   it('signs with the kid published in the JWKS', async () => {

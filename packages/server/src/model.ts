@@ -204,8 +204,4 @@ export interface DeviceAuthorization {
   decidedAt: number | null;
   /** Set when the user approved. */
   approval: DeviceApproval | null;
-  /** What the redemption issued (so a replay can revoke it). */
-  familyId: string | null;
-  accessTokenJti: string | null;
-  accessTokenExpiresAt: number | null;
 }

@@ -238,9 +238,6 @@ export interface DeviceCodeTable {
   auth_time: number | null;
   acr: string | null;
   amr: string | null;
-  family_id: string | null;
-  access_token_jti: string | null;
-  access_token_expires_at: number | null;
 }
 
 export interface RateLimitCounterTable {

@@ -8,8 +8,8 @@ import type { Kysely } from 'kysely';
  * first half (`selector_hash`: a wrong code that shares it counts against the request) and of
  * the whole (`user_code_hash`, unique among pending requests). Both are cleared once the request
  * is decided or locked. What the user approved (who, which grant, how they signed in) is filled
- * in on approval; what the device then received (its token family and access token) on
- * redemption, for incident response.
+ * in on approval; the token family the device then receives names the grant, so revoking the
+ * grant ends the device's tokens.
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema
@@ -34,9 +34,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('auth_time', 'bigint')
     .addColumn('acr', 'text')
     .addColumn('amr', 'text')
-    .addColumn('family_id', 'varchar(64)')
-    .addColumn('access_token_jti', 'varchar(64)')
-    .addColumn('access_token_expires_at', 'bigint')
     .execute();
   await db.schema.createIndex('device_codes_selector').on('device_codes').column('selector_hash').execute();
   await db.schema.createIndex('device_codes_expires').on('device_codes').column('expires_at').execute();

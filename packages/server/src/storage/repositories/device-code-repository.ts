@@ -21,9 +21,6 @@ function toDeviceAuthorization(row: Selectable<DeviceCodeTable>): DeviceAuthoriz
     approval: approved
       ? { userId: row.user_id as string, grantId: row.grant_id as string, sid: row.sid, authTime: row.auth_time as number, acr: row.acr, amr: parseJsonList(row.amr ?? '[]') }
       : null,
-    familyId: row.family_id,
-    accessTokenJti: row.access_token_jti,
-    accessTokenExpiresAt: row.access_token_expires_at,
   };
 }
 
@@ -92,9 +89,6 @@ export class DeviceCodeRepository {
           auth_time: null,
           acr: null,
           amr: null,
-          family_id: null,
-          access_token_jti: null,
-          access_token_expires_at: null,
         })
         .onConflict((oc) => oc.column('user_code_hash').doNothing())
         .executeTakeFirst();
@@ -221,7 +215,7 @@ export class DeviceCodeRepository {
     return this.db.transaction().execute(async (trx) => {
       const consumed = await trx
         .updateTable('device_codes')
-        .set({ status: 'consumed', family_id: issue.familyId, access_token_jti: issue.accessTokenJti, access_token_expires_at: issue.accessTokenExpiresAt })
+        .set({ status: 'consumed' })
         .where('device_code_hash', '=', deviceCodeHash)
         .where('status', '=', 'approved')
         .where('expires_at', '>', now)

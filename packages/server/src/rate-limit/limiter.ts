@@ -4,6 +4,7 @@ import { admit, windowStart, type RateRule, type RateVerdict } from './policy.js
 import type { RateLimitStore } from './store.js';
 
 interface Counter {
+  /** SHA-256 of the counter's name: what the shared store knows it by. */
   counterKey: string;
   window: number;
   windowEnd: number;
@@ -46,12 +47,13 @@ export class RateLimiter {
   /** Counts one hit under `bucket` and `key` if the rule admits it; refused hits are not counted. */
   hit(bucket: string, key: string, rule: RateRule, now: number): RateVerdict {
     const start = windowStart(now, rule.window);
-    const counterKey = sha256(`${bucket}:${start}:${key}`);
-    let counter = this.#counters.get(counterKey);
+    // In memory by the plain name; the shared store gets its digest, computed once per window.
+    const id = `${bucket}:${start}:${key}`;
+    let counter = this.#counters.get(id);
     if (counter === undefined) {
       if (this.#counters.size >= this.options.maxCounters) this.#evict(now);
-      counter = { counterKey, window: rule.window, windowEnd: start + rule.window, limit: rule.limit, shared: 0, pending: 0, reporting: 0 };
-      this.#counters.set(counterKey, counter);
+      counter = { counterKey: sha256(id), window: rule.window, windowEnd: start + rule.window, limit: rule.limit, shared: 0, pending: 0, reporting: 0 };
+      this.#counters.set(id, counter);
     }
     const verdict = admit(counter.shared + counter.pending + counter.reporting, rule, now);
     if (verdict.allowed) counter.pending++;

@@ -171,7 +171,8 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     if (pages === undefined || !pages.isPage(request.routeOptions.url ?? '')) return sendOAuthError(reply, error);
     // A person is looking at this one: the same status and headers, as a page.
     for (const [name, value] of Object.entries(error.headers)) if (name !== 'www-authenticate') reply.header(name, value);
-    if (error.status === 503 || error.status === 429) return pages.render(request, reply, error.status, 'Temporarily unavailable', 'The service cannot answer right now. Try again in a moment.');
+    if (error.status === 429) return pages.render(request, reply, 429, 'Too many requests', `Too many requests from your network. Wait ${error.headers['retry-after'] ?? 'a few'} seconds and try again.`);
+    if (error.status === 503) return pages.render(request, reply, 503, 'Temporarily unavailable', 'The service cannot answer right now. Try again in a moment.');
     if (error.status >= 500) return pages.render(request, reply, error.status, 'Something went wrong', 'The request could not be completed. Try again later.');
     return pages.render(request, reply, error.status, 'Invalid request', 'The request could not be understood. Go back and try again.');
   });

@@ -29,23 +29,16 @@ function routeBuckets(ctx: ServerContext): Map<string, RateBucket> {
 
 /**
  * Per-address limits, checked when a request arrives (before its body is read): a refused
- * request costs a digest and a map lookup. Protocol endpoints answer 429 JSON
- * (`temporarily_unavailable`, Retry-After); the forms answer a 429 page.
+ * request costs a map lookup. Protocol endpoints answer 429 JSON (`temporarily_unavailable`,
+ * Retry-After); the forms a 429 page (the HTTP shell's error handler decides which).
  */
 export function registerRateLimits(app: FastifyInstance, ctx: ServerContext): void {
   const buckets = routeBuckets(ctx);
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     const bucket = buckets.get(`${request.method} ${request.routeOptions.url ?? ''}`);
     if (bucket === undefined) return;
     const verdict = ctx.rateLimits.byAddress(bucket, request.ip, ctx.clock());
-    if (verdict.allowed) return;
-    if (bucket !== 'pages') throw new TooManyRequestsError(verdict.retryAfter);
-    reply.header('retry-after', String(verdict.retryAfter));
-    return ctx.web.pages.render(
-      reply,
-      'error',
-      { title: 'Too many requests', message: `Too many requests from your network. Wait ${verdict.retryAfter} seconds and try again.`, requestId: request.id },
-      { status: 429 },
-    );
+    // The error handler answers JSON on protocol endpoints and a page on the forms.
+    if (!verdict.allowed) throw new TooManyRequestsError(verdict.retryAfter);
   });
 }

@@ -72,20 +72,35 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
     await page.getByRole('button', { name: 'Continue' }).click();
   }
 
+  /** The user follows verification_uri_complete and signs in; the prefilled code still needs Continue. */
+  async function followCompleteUri(page: Page, prompt: DevicePrompt): Promise<void> {
+    await page.goto(prompt.verification_uri_complete ?? '');
+    await signIn(page);
+    await page.getByRole('button', { name: 'Continue' }).click();
+  }
+
   /**
-   * The device's side: deviceLogin with the server's clock. `sleep` advances the server clock by
-   * what the client asks for (except the polls listed in `tooSoon`, which come back at once) and
-   * lets the browser run in between.
+   * The device's side: deviceLogin with the server's clock, and the user's side, `onPrompt`, run
+   * in the browser while it polls (`browsing` settles when the user is done). `sleep` advances the
+   * server clock by what the client asks for (except the polls listed in `tooSoon`, which come
+   * back at once) and lets the browser run in between.
    */
-  function startDevice(options: { onPrompt: (prompt: DevicePrompt) => void | Promise<void>; tooSoon?: number[]; fetch?: FetchLike }): { result: Promise<LoginResult>; sleeps: number[] } {
+  function startDevice(options: { onPrompt: (prompt: DevicePrompt) => Promise<void> | void; tooSoon?: number[]; fetch?: FetchLike }): {
+    result: Promise<LoginResult>;
+    sleeps: number[];
+    browsing: () => Promise<void>;
+  } {
     const sleeps: number[] = [];
+    let browsing: Promise<void> = Promise.resolve();
     const result = deviceLogin({
       issuer: t.issuer,
       clientId,
       scope: SCOPE,
       resource: API,
       openBrowser: false,
-      onPrompt: options.onPrompt,
+      onPrompt: (prompt) => {
+        browsing = Promise.resolve(options.onPrompt(prompt));
+      },
       now: () => t.clock.now() * 1000,
       sleep: async (ms) => {
         sleeps.push(ms);
@@ -94,30 +109,25 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
       },
       ...(options.fetch ? { fetch: options.fetch } : {}),
     });
-    return { result, sleeps };
+    return { result, sleeps, browsing: () => browsing };
   }
 
   it('the user follows verification_uri_complete, signs in, checks the code and allows: the client gets tokens', async () => {
     let shown: DevicePrompt | undefined;
-    let browsing: Promise<void> | undefined;
     const page = await newPage();
     const device = startDevice({
-      onPrompt: (prompt) => {
+      onPrompt: async (prompt) => {
         shown = prompt;
-        browsing = (async () => {
-          await page.goto(prompt.verification_uri_complete ?? '');
-          await signIn(page);
-          // The code is prefilled, but nothing happens until the user continues and allows.
-          await page.getByRole('button', { name: 'Continue' }).click();
-          await page.getByRole('heading', { name: 'Connect Orders CLI?' }).waitFor();
-          expect(await page.locator('code.user-code').textContent()).toBe(prompt.user_code);
-          await page.getByRole('button', { name: 'Allow' }).click();
-          await page.getByRole('heading', { name: 'Device connected' }).waitFor();
-        })();
+        // The code is prefilled, but nothing happens until the user continues and allows.
+        await followCompleteUri(page, prompt);
+        await page.getByRole('heading', { name: 'Connect Orders CLI?' }).waitFor();
+        expect(await page.locator('code.user-code').textContent()).toBe(prompt.user_code);
+        await page.getByRole('button', { name: 'Allow' }).click();
+        await page.getByRole('heading', { name: 'Device connected' }).waitFor();
       },
     });
     const login = await device.result;
-    await browsing;
+    await device.browsing();
     expect(shown?.user_code).toMatch(/^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
     expect(shown?.verification_uri).toBe(`${t.issuer}/device`);
     const { payload } = await jwtVerify(login.tokens.access_token, createRemoteJWKSet(new URL(`${t.issuer}/jwks`)), {
@@ -136,23 +146,20 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
 
   it('the user types the code (lower case, spaces) after one typo; a poll that comes too soon gets slow_down and the client slows down by 5 s', async () => {
     const page = await newPage();
-    let browsing: Promise<void> | undefined;
     const device = startDevice({
       tooSoon: [2],
-      onPrompt: (prompt) => {
-        browsing = (async () => {
-          await page.goto(prompt.verification_uri);
-          await signIn(page);
-          await typeCode(page, sameSelector(prompt.user_code, 0));
-          await page.getByRole('alert').filter({ hasText: 'That code is not valid or has expired' }).waitFor();
-          await typeCode(page, ` ${prompt.user_code.toLowerCase().replace('-', ' ')} `);
-          await page.getByRole('button', { name: 'Allow' }).click();
-          await page.getByRole('heading', { name: 'Device connected' }).waitFor();
-        })();
+      onPrompt: async (prompt) => {
+        await page.goto(prompt.verification_uri);
+        await signIn(page);
+        await typeCode(page, sameSelector(prompt.user_code, 0));
+        await page.getByRole('alert').filter({ hasText: 'That code is not valid or has expired' }).waitFor();
+        await typeCode(page, ` ${prompt.user_code.toLowerCase().replace('-', ' ')} `);
+        await page.getByRole('button', { name: 'Allow' }).click();
+        await page.getByRole('heading', { name: 'Device connected' }).waitFor();
       },
     });
     const login = await device.result;
-    await browsing;
+    await device.browsing();
     expect(login.tokens.access_token).toBeTruthy();
     // The wait before the second poll was cut short: the server answered slow_down, and every
     // later wait is 10 s.
@@ -163,20 +170,15 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
 
   it('the user denies: the client fails with access_denied', async () => {
     const page = await newPage();
-    let browsing: Promise<void> | undefined;
     const device = startDevice({
-      onPrompt: (prompt) => {
-        browsing = (async () => {
-          await page.goto(prompt.verification_uri_complete ?? '');
-          await signIn(page);
-          await page.getByRole('button', { name: 'Continue' }).click();
-          await page.getByRole('button', { name: 'Deny' }).click();
-          await page.getByRole('heading', { name: 'Access denied' }).waitFor();
-        })();
+      onPrompt: async (prompt) => {
+        await followCompleteUri(page, prompt);
+        await page.getByRole('button', { name: 'Deny' }).click();
+        await page.getByRole('heading', { name: 'Access denied' }).waitFor();
       },
     });
     await expect(device.result).rejects.toSatisfy((err: unknown) => err instanceof OAuthResponseError && err.code === 'access_denied');
-    await browsing;
+    await device.browsing();
   });
 
   it('nobody approves: the client fails with expired_token once expires_in has passed', async () => {
@@ -187,24 +189,21 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
 
   it('wrong codes against a pending request lock it: the right code is refused and the client gets access_denied', async () => {
     const page = await newPage();
-    let browsing: Promise<void> | undefined;
     const device = startDevice({
-      onPrompt: (prompt) => {
-        browsing = (async () => {
-          await page.goto(prompt.verification_uri);
-          await signIn(page);
-          for (let i = 0; i < 3; i++) {
-            await typeCode(page, sameSelector(prompt.user_code, i));
-            await page.getByRole('alert').waitFor();
-          }
-          await typeCode(page, prompt.user_code);
-          await page.getByRole('alert').filter({ hasText: 'That code is not valid or has expired' }).waitFor();
-          expect(await page.getByRole('button', { name: 'Allow' }).count()).toBe(0);
-        })();
+      onPrompt: async (prompt) => {
+        await page.goto(prompt.verification_uri);
+        await signIn(page);
+        for (let i = 0; i < 3; i++) {
+          await typeCode(page, sameSelector(prompt.user_code, i));
+          await page.getByRole('alert').waitFor();
+        }
+        await typeCode(page, prompt.user_code);
+        await page.getByRole('alert').filter({ hasText: 'That code is not valid or has expired' }).waitFor();
+        expect(await page.getByRole('button', { name: 'Allow' }).count()).toBe(0);
       },
     });
     await expect(device.result).rejects.toSatisfy((err: unknown) => err instanceof OAuthResponseError && err.code === 'access_denied');
-    await browsing;
+    await device.browsing();
   });
 
   it('a used device code replayed is invalid_grant; the tokens already issued keep working', async () => {
@@ -216,21 +215,16 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
       return response;
     };
     const page = await newPage();
-    let browsing: Promise<void> | undefined;
     const device = startDevice({
       fetch: watching,
-      onPrompt: (prompt) => {
-        browsing = (async () => {
-          await page.goto(prompt.verification_uri_complete ?? '');
-          await signIn(page);
-          await page.getByRole('button', { name: 'Continue' }).click();
-          await page.getByRole('button', { name: 'Allow' }).click();
-          await page.getByRole('heading', { name: 'Device connected' }).waitFor();
-        })();
+      onPrompt: async (prompt) => {
+        await followCompleteUri(page, prompt);
+        await page.getByRole('button', { name: 'Allow' }).click();
+        await page.getByRole('heading', { name: 'Device connected' }).waitFor();
       },
     });
     const login = await device.result;
-    await browsing;
+    await device.browsing();
     expect(deviceCode).toBeDefined();
     const replay = await postForm(`${t.issuer}/token`, { grant_type: DEVICE_GRANT, device_code: deviceCode ?? '', client_id: clientId });
     expect(replay.status).toBe(400);

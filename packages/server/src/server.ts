@@ -117,6 +117,9 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   const storage = openConfiguredStorage(config);
   let timer: NodeJS.Timeout | undefined;
   let janitorTimer: NodeJS.Timeout | undefined;
+  // Log lines are written in batches (see createLogger); this writes out what a quiet server
+  // still holds, so no line waits more than a second to appear.
+  const logFlush = setInterval(() => logger.flush(), 1000).unref();
   let watcher: ChangeWatcher | undefined;
   let metricsListener: MetricsListener | undefined;
   let limiter: RateLimiter | undefined;
@@ -244,7 +247,6 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         render: (request, reply, status, title, message) => pages.render(reply, 'error', { title, message, requestId: request.id }, { status }),
       },
     });
-    await registerCookies(app);
     registerRateLimits(app, ctx);
     registerAssets(app, pages);
     registerHealthEndpoints(app, ctx);
@@ -254,11 +256,16 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     registerIntrospectionEndpoint(app, ctx);
     registerRevocationEndpoint(app, ctx);
     if (config.registration.enabled) registerRegistrationEndpoints(app, ctx);
-    registerAuthorizationEndpoints(app, ctx);
-    registerDeviceEndpoints(app, ctx);
     registerUserinfoEndpoint(app, ctx);
-    registerLogoutEndpoint(app, ctx);
-    registerAccountEndpoints(app, ctx);
+    // The endpoints that keep browser cookies, in a scope of their own: the protocol endpoints
+    // (token, introspection, …) neither read nor set cookies, so they skip parsing them.
+    await app.register(async (browser) => {
+      await registerCookies(browser);
+      registerAuthorizationEndpoints(browser, ctx);
+      registerDeviceEndpoints(browser, ctx);
+      registerLogoutEndpoint(browser, ctx);
+      registerAccountEndpoints(browser, ctx);
+    });
     await app.ready();
 
     // Every instance re-reads the key set and rotates when due; rotation is idempotent across instances.
@@ -312,6 +319,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         closing ??= (async () => {
           clearInterval(timer);
           clearInterval(janitorTimer);
+          clearInterval(logFlush);
           watcher?.stop();
           await metricsListener?.close();
           // app.close() stops accepting connections, answers requests that arrive on kept-alive
@@ -349,6 +357,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   } catch (err) {
     clearInterval(timer);
     clearInterval(janitorTimer);
+    clearInterval(logFlush);
     watcher?.stop();
     await limiter?.stop().catch(() => undefined);
     await storage.close().catch(() => undefined);

@@ -62,8 +62,25 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   socket.destroy(err);
 }
 
-/** Header fields that may appear once only; Node would silently keep the first of several. */
-const SINGLETON_HEADERS = new Set(['authorization', 'content-type']);
+/**
+ * RFC 9110 §5.3: "A sender MUST NOT generate multiple field lines with the same name in a
+ * message [...] unless that field's definition allows multiple field line values to be
+ * recombined as a comma-separated list". Two Authorization (or Content-Type) lines are refused
+ * rather than guessed at: Node keeps the first, a proxy in front may have checked another.
+ */
+function repeatedSingletonHeader(raw: readonly string[]): InvalidRequestError | undefined {
+  let authorization = 0;
+  let contentType = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] ?? '';
+    // Cheap length filter first: most headers are neither.
+    if (name.length === 13 && name.toLowerCase() === 'authorization') authorization++;
+    else if (name.length === 12 && name.toLowerCase() === 'content-type') contentType++;
+  }
+  if (authorization > 1) return new InvalidRequestError('the authorization header must not be repeated');
+  if (contentType > 1) return new InvalidRequestError('the content-type header must not be repeated');
+  return undefined;
+}
 
 /**
  * The HTTP shell shared by every endpoint: strict body parsing, one JSON error model, one log
@@ -114,21 +131,6 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     clientErrorHandler: onClientError,
   });
 
-  // RFC 9110 §5.3: "A sender MUST NOT generate multiple field lines with the same name in a
-  // message [...] unless that field's definition allows multiple field line values to be
-  // recombined as a comma-separated list". Two Authorization (or Content-Type) lines are refused
-  // rather than guessed at: Node keeps the first, a proxy in front may have checked another.
-  app.addHook('onRequest', async (request) => {
-    const raw = request.raw.rawHeaders;
-    const seen = new Set<string>();
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]?.toLowerCase();
-      if (name === undefined || !SINGLETON_HEADERS.has(name)) continue;
-      if (seen.has(name)) throw new InvalidRequestError(`the ${name} header must not be repeated`);
-      seen.add(name);
-    }
-  });
-
   // Keep form bodies raw: protocol endpoints parse them strictly (duplicates, UTF-8, empties).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -139,20 +141,28 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (!closing) return;
-    reply.header('connection', 'close');
-    throw new TemporarilyUnavailableError('the server is shutting down; try again');
+  // One synchronous hook for every request's shell checks (each hook costs a turn of Fastify's
+  // hook runner on the hot path).
+  app.addHook('onRequest', (request, reply, done) => {
+    if (closing) {
+      reply.header('connection', 'close');
+      done(new TemporarilyUnavailableError('the server is shutting down; try again'));
+      return;
+    }
+    done(repeatedSingletonHeader(request.raw.rawHeaders));
   });
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
     if (closing) reply.header('connection', 'close');
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => answered(request, reply));
+  app.addHook('onResponse', (request, reply, done) => {
+    answered(request, reply);
+    done();
+  });
 
   app.setErrorHandler((err: FastifyError, request, reply) => {
     let error: OAuthError;

@@ -34,11 +34,11 @@ function routeBuckets(ctx: ServerContext): Map<string, RateBucket> {
  */
 export function registerRateLimits(app: FastifyInstance, ctx: ServerContext): void {
   const buckets = routeBuckets(ctx);
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const bucket = buckets.get(`${request.method} ${request.routeOptions.url ?? ''}`);
-    if (bucket === undefined) return;
+    if (bucket === undefined) return done();
     const verdict = ctx.rateLimits.byAddress(bucket, request.ip, ctx.clock());
     // The error handler answers JSON on protocol endpoints and a page on the forms.
-    if (!verdict.allowed) throw new TooManyRequestsError(verdict.retryAfter);
+    done(verdict.allowed ? undefined : new TooManyRequestsError(verdict.retryAfter));
   });
 }

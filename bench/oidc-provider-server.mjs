@@ -2,8 +2,9 @@
 // Gatehouse is measured on.
 //
 // Usage: node bench/oidc-provider-server.mjs '{"port":4100,"format":"jwt","clientId":"bench","clientSecret":"..."}'
-// format is "jwt" (ES256-signed at+jwt access tokens) or "opaque". In-memory adapter (the default,
-// an LRU of 1000 entries).
+// format is "jwt" (ES256-signed at+jwt access tokens), "jwt-default" (at+jwt access tokens signed
+// with oidc-provider's default algorithm, which is RS256: no `jwt.sign` in the resource server's
+// configuration) or "opaque". In-memory adapter (the default, an LRU of 1000 entries).
 //
 // With "delegated": {"clientId","clientSecret","redirectUri","codes":N,"codesFile","idTokenAlg"}
 // it also serves the code flow for a second client (authorization_code + refresh_token, refresh
@@ -20,15 +21,15 @@ const RESOURCE = 'https://api.bench.example';
 const SCOPE = 'bench:read';
 
 const { port, format, clientId, clientSecret, delegated } = JSON.parse(process.argv[2] ?? '{}');
-if (!port || !['jwt', 'opaque'].includes(format) || !clientId || !clientSecret) {
-  console.error('usage: oidc-provider-server.mjs \'{"port":N,"format":"jwt"|"opaque","clientId":"..","clientSecret":"..","delegated":{..}?}\'');
+if (!port || !['jwt', 'jwt-default', 'opaque'].includes(format) || !clientId || !clientSecret) {
+  console.error('usage: oidc-provider-server.mjs \'{"port":N,"format":"jwt"|"jwt-default"|"opaque","clientId":"..","clientSecret":"..","delegated":{..}?}\'');
   process.exit(2);
 }
 
 const keys = [];
 const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 keys.push({ ...privateKey.export({ format: 'jwk' }), kid: 'bench-es256', alg: 'ES256', use: 'sig' });
-if (delegated?.idTokenAlg === 'RS256') {
+if (delegated?.idTokenAlg === 'RS256' || format === 'jwt-default') {
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   keys.push({ ...rsa.export({ format: 'jwk' }), kid: 'bench-rs256', alg: 'RS256', use: 'sig' });
 }
@@ -135,7 +136,8 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
           scope: SCOPE,
           audience: RESOURCE,
           accessTokenTTL: 600,
-          accessTokenFormat: format,
+          accessTokenFormat: format === 'opaque' ? 'opaque' : 'jwt',
+          // jwt-default: no `jwt.sign`, so the provider signs with its default algorithm.
           ...(format === 'jwt' ? { jwt: { sign: { alg: 'ES256' } } } : {}),
         };
       },

@@ -317,8 +317,8 @@ async function issueToken(tokenRequest) {
   if (typeof token !== 'string') throw new Error(`no access_token from ${tokenRequest.url}`);
   const parts = token.split('.');
   if (parts.length !== 3) return { token, format: 'opaque' };
-  const { typ } = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
-  return { token, format: `jwt (typ ${typ})`, typ };
+  const { typ, alg } = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
+  return { token, format: `jwt (typ ${typ}, alg ${alg})`, typ, alg };
 }
 
 async function assertActive(introspectRequest) {
@@ -620,10 +620,12 @@ async function benchOidcProvider(format, delegatedWorkloads = false) {
     const auth = basicAuth(clientId, clientSecret);
     const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE, resource: RESOURCE }));
     const issued = await issueToken(tokenRequest);
-    if (format === 'jwt' && issued.typ !== 'at+jwt') throw new Error(`expected an at+jwt access token, got ${issued.format}`);
+    if (format !== 'opaque' && issued.typ !== 'at+jwt') throw new Error(`expected an at+jwt access token, got ${issued.format}`);
+    if (format !== 'opaque' && issued.alg !== (format === 'jwt' ? 'ES256' : 'RS256')) throw new Error(`unexpected access token algorithm ${issued.alg} for ${format}`);
     if (format === 'opaque' && issued.format !== 'opaque') throw new Error(`expected an opaque access token, got ${issued.format}`);
     console.log(`oidc-provider ${format} (pid ${server.pid}) on ${base}, access token format: ${issued.format}`);
-    if (wanted(`token-${format}`)) await measure({ ...ctx, workload: `token-${format}` }, { ...tokenRequest, expect: EXPECT_TOKEN });
+    // jwt-default is measured under a workload name of its own: `token-jwt-default`.
+    if (wanted(`token-${format === 'opaque' ? 'opaque' : 'jwt'}`)) await measure({ ...ctx, workload: `token-${format}` }, { ...tokenRequest, expect: EXPECT_TOKEN });
 
     if (format === 'opaque' && wanted('introspect-opaque')) {
       // Fresh token: the in-memory adapter is an LRU of 1000 entries, so earlier ones are evicted by now.
@@ -656,7 +658,8 @@ function ratios(dbs) {
     const gh = (w) => rps('gatehouse', db, w);
     const op = (w) => rps('oidc-provider', 'memory', w);
     Object.assign(out, {
-      [`[${db}] token JWT / oidc-provider token JWT (target >= 5)`]: ratio(gh('token-jwt'), op('token-jwt')),
+      [`[${db}] token JWT / oidc-provider token JWT, both ES256 (target >= 5)`]: ratio(gh('token-jwt'), op('token-jwt')),
+      [`[${db}] token JWT / oidc-provider token JWT at its default algorithm, RS256 (target >= 5)`]: ratio(gh('token-jwt'), op('token-jwt-default')),
       [`[${db}] token JWT / oidc-provider token opaque in memory (target >= 2)`]: ratio(gh('token-jwt'), op('token-opaque')),
       [`[${db}] token opaque (stored) / oidc-provider token opaque (in memory)`]: ratio(gh('token-opaque'), op('token-opaque')),
       [`[${db}] introspect opaque / oidc-provider introspect opaque (target >= 2)`]: ratio(gh('introspect-opaque'), op('introspect-opaque')),
@@ -732,6 +735,7 @@ async function main() {
     for (const db of dbs) await benchGatehouse(db);
     if (ONLY !== 'gatehouse') {
       if (wanted('token-jwt')) await benchOidcProvider('jwt');
+      if (wanted('token-jwt')) await benchOidcProvider('jwt-default');
       if (wanted('token-opaque') || wanted('introspect-opaque')) await benchOidcProvider('opaque');
       if (wanted('refresh') || wanted('code')) await benchOidcProvider('jwt', true);
     }

@@ -5,7 +5,7 @@ import type { KeySet } from './keys/key-set.js';
 import type { Logger } from './logging.js';
 import type { Storage } from './storage/storage.js';
 import type { AccessTokenService } from './tokens/access-token.js';
-import type { ClientUsageRecorder } from './client-usage.js';
+import type { UsageRecorder } from './usage-recorder.js';
 import type { ClientCache } from './cache/client-cache.js';
 import type { ResourceCatalog } from './cache/resource-catalog.js';
 import type { BrowserSessions } from './interaction/browser-sessions.js';
@@ -113,7 +113,8 @@ export interface ServerContext {
     /** HMAC key of device-flow user codes (protocol/user-code.ts), the same on every instance. */
     userCodeKey: Buffer;
   };
-  usage: ClientUsageRecorder;
+  /** Clients' last use (governance), written behind the token path. */
+  usage: UsageRecorder;
   rateLimits: RateLimits;
   /** Prometheus counters of this instance (labels: route patterns and RFC codes only). */
   metrics: Metrics;

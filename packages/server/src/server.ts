@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { ClientKeyResolver } from './client-auth/client-keys.js';
-import { ClientUsageRecorder } from './client-usage.js';
+import { UsageRecorder } from './usage-recorder.js';
 import { resolveConfig } from './config/load.js';
 import type { ConfigInput, GatehouseConfig } from './config/schema.js';
 import { endpointPaths, endpointUrls, systemClock, type Clock, type EndpointPaths, type ServerContext } from './context.js';
@@ -153,6 +153,9 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       const user = await storage.users.findUserById(userId);
       return user !== undefined && !user.disabled;
     };
+    // Governance: last use of clients and grants, written behind the token path.
+    const usage = new UsageRecorder((ids, at) => storage.clients.recordClientsUse(ids, at), logger, 'client');
+    const grantUsage = new UsageRecorder((ids, at) => storage.grants.recordGrantsUse(ids, at), logger, 'grant');
     const delegated = {
       issuer: config.issuer,
       catalog,
@@ -161,6 +164,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       accessTokenTtl: config.tokens.accessTokenTtl,
       maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
       isUserActive,
+      grantUsage,
     };
     const lineage = {
       ...delegated,
@@ -188,7 +192,6 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       }),
     ]);
     metrics.declareGrantTypes(grants.keys());
-    const usage = new ClientUsageRecorder(storage.clients, logger);
     // Rate-limit counters shared through Redis when configured, else the database.
     limiter = new RateLimiter({
       store: config.rateLimits.redisUrl === undefined ? storage.rateLimits : new RedisRateLimitStore(config.rateLimits.redisUrl),
@@ -347,6 +350,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
           }
           await limiter?.stop();
           await usage.close();
+          await grantUsage.close();
           // Only now, with no request left that could need it: the pool ends its connections.
           await storage.close();
           await new Promise<void>((resolve) => logger.flush(() => resolve()));

@@ -58,6 +58,7 @@ export function createAuthorizationCodeGrant(deps: AuthorizationCodeDeps): Grant
         throw new InvalidGrantError('the authorization code was already used');
       }
       // The tokens minted above become valid only now that their family is recorded.
+      deps.grantUsage.record(stored.grantId, now);
       return response;
     },
   };

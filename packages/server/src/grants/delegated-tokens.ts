@@ -24,6 +24,8 @@ export interface DelegatedTokenDeps {
   idTokens: IdTokenService;
   accessTokenTtl: number;
   maxAccessTokenTtl: number;
+  /** Notes a grant's use (a redemption, a refresh): written behind, outside the grant's transaction. */
+  grantUsage: { record(grantId: string, now: number): void };
 }
 
 export interface Authentication {

@@ -59,6 +59,7 @@ export function createDeviceCodeGrant(deps: DeviceCodeDeps): GrantHandler {
       // Another poll redeemed it while this one was minting (or it expired meanwhile); what this
       // one minted was never recorded, so it is worth nothing.
       if (result === 'not_redeemable') throw new InvalidGrantError('the device code was already used');
+      deps.grantUsage.record(approval.grantId, now);
       return response;
     },
   };

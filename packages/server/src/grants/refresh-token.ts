@@ -10,7 +10,6 @@ export interface RefreshTokenDeps extends DelegatedTokenDeps {
   refreshTokenIdleTtl: number;
   /** Reuse of a rotated token inside this many seconds succeeds without revocation (0: never). */
   gracePeriod: number;
-  isUserActive(userId: string): Promise<boolean>;
 }
 
 /**
@@ -36,7 +35,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenDeps): GrantHandler {
       const { token } = state;
       if (state.familyRevoked || !state.grantActive) throw new InvalidGrantError('the refresh token was revoked');
       if (token.expiresAt <= now || token.idleExpiresAt <= now) throw new InvalidGrantError('the refresh token has expired');
-      if (!(await deps.isUserActive(token.userId))) throw new InvalidGrantError('the user can no longer sign in');
+      if (!state.userActive) throw new InvalidGrantError('the user can no longer sign in');
 
       const reuse = token.rotatedAt !== null || token.revoked;
       const withinGrace = token.rotatedAt !== null && !token.revoked && deps.gracePeriod > 0 && now - token.rotatedAt <= deps.gracePeriod;
@@ -80,6 +79,7 @@ export function createRefreshTokenGrant(deps: RefreshTokenDeps): GrantHandler {
         await deps.refreshTokens.revokeFamily(token.familyId, now);
         throw new InvalidGrantError('the refresh token was already used');
       }
+      deps.grantUsage.record(token.grantId, now);
       return { ...minted.response, refresh_token: value };
     },
   };

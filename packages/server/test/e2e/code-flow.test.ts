@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   BrowserAgent,
   createCodeClient,
@@ -746,6 +746,21 @@ describe.each(DIALECTS)('authorization code flow over HTTP on %s', (dialect: Dia
       expect(claims?.at_hash).toBe(atHash(next.access_token));
       expect(decodeJwt(next.access_token).fid).toBe(decodeJwt(result.access_token).fid);
       expectTokenError(await refreshRaw(pub, rt1), 'invalid_grant');
+    });
+
+    it("records the grant's last use behind the token path: at the redemption, and at a refresh a minute later", async () => {
+      await withClock(async (advance) => {
+        const { result, user } = await tokens(pub);
+        const [grant] = await t.server.storage.grants.listGrants({ userId: user.user.userId });
+        const grantId = need(grant?.grantId, 'grant');
+        const lastUse = async () => (await t.server.storage.grants.findGrantById(grantId))?.lastUsedAt;
+        // Written behind the answer, within about a second.
+        const redeemedAt = t.clock.now();
+        await vi.waitFor(async () => expect(await lastUse()).toBe(redeemedAt), { timeout: 5000, interval: 100 });
+        advance(61);
+        expectTokens(await refreshRaw(pub, need(result.refresh_token, 'refresh_token')));
+        await vi.waitFor(async () => expect(await lastUse()).toBe(redeemedAt + 61), { timeout: 5000, interval: 100 });
+      });
     });
 
     it('reuse of a rotated token revokes the whole family: the newest refresh token and every access token', async () => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClientUsageRecorder } from '../../src/client-usage.js';
+import { UsageRecorder } from '../../src/usage-recorder.js';
 import { createLogger } from '../../src/logging.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientInput, StoredSigningKey } from '../../src/model.js';
@@ -121,7 +121,7 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
     it('records the use of many clients behind the token path: one flush per interval, and on close', async () => {
       const ids = Array.from({ length: 520 }, (_, i) => `usage-${i}`);
       for (const id of ids) await storage.clients.createClient(clientInput(id), NOW, { secretHash: null });
-      const recorder = new ClientUsageRecorder(storage.clients, createLogger('silent'), 60, 50);
+      const recorder = new UsageRecorder((ids, at) => storage.clients.recordClientsUse(ids, at), createLogger('silent'), 'client', 60, 50);
       for (const id of ids.slice(0, 510)) recorder.record(id, NOW + 60);
       recorder.record('usage-0', NOW + 61); // within the interval: not noted again
       const lastUse = async () => new Map((await storage.clients.listClients(NOW + 100)).map((c) => [c.clientId, c.lastUsedAt]));

@@ -65,6 +65,16 @@ export async function mergeConsent(
 export class GrantRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
+  /** Last use of many grants at once (a refresh, a redemption): one statement per 500 grants, in one transaction. */
+  async recordGrantsUse(grantIds: readonly string[], now: number): Promise<void> {
+    if (grantIds.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < grantIds.length; i += 500) {
+        await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', 'in', grantIds.slice(i, i + 500)).execute();
+      }
+    });
+  }
+
   async findGrant(userId: string, clientId: string): Promise<Grant | undefined> {
     const row = await this.db.selectFrom('grants').selectAll().where('user_id', '=', userId).where('client_id', '=', clientId).executeTakeFirst();
     return row && toGrant(row);

@@ -41,5 +41,4 @@ export async function recordLineage(
     .values({ family_id: lineage.familyId, grant_id: owner.grantId, client_id: owner.clientId, user_id: owner.userId, created_at: now, expires_at: lineage.familyExpiresAt, revoked_at: null })
     .execute();
   if (lineage.refreshToken) await trx.insertInto('refresh_tokens').values(refreshTokenRow(lineage.refreshToken.tokenHash, lineage.refreshToken.token)).execute();
-  await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', '=', owner.grantId).execute();
 }

@@ -34,6 +34,8 @@ export interface RefreshTokenState {
   familyRevoked: boolean;
   /** The grant still exists. */
   grantActive: boolean;
+  /** The user still exists and is not disabled. */
+  userActive: boolean;
 }
 
 /** Refresh tokens (SHA-256 digests) and the token families they belong to. */
@@ -45,12 +47,19 @@ export class RefreshTokenRepository {
       .selectFrom('refresh_tokens')
       .innerJoin('token_families', 'token_families.family_id', 'refresh_tokens.family_id')
       .leftJoin('grants', 'grants.grant_id', 'refresh_tokens.grant_id')
+      // The user's state in the same read: one round trip fewer on every refresh.
+      .leftJoin('users', 'users.user_id', 'refresh_tokens.user_id')
       .selectAll('refresh_tokens')
-      .select(['token_families.revoked_at as family_revoked_at', 'grants.grant_id as live_grant_id'])
+      .select(['token_families.revoked_at as family_revoked_at', 'grants.grant_id as live_grant_id', 'users.user_id as live_user_id', 'users.disabled as user_disabled'])
       .where('refresh_tokens.token_hash', '=', tokenHash)
       .executeTakeFirst();
     if (!row) return undefined;
-    return { token: toRefreshToken(row), familyRevoked: row.family_revoked_at !== null, grantActive: row.live_grant_id !== null };
+    return {
+      token: toRefreshToken(row),
+      familyRevoked: row.family_revoked_at !== null,
+      grantActive: row.live_grant_id !== null,
+      userActive: row.live_user_id !== null && Number(row.user_disabled) === 0,
+    };
   }
 
   /**
@@ -69,7 +78,6 @@ export class RefreshTokenRepository {
         .executeTakeFirst();
       if (rotated.numUpdatedRows === 0n) return false;
       await trx.insertInto('refresh_tokens').values(refreshTokenRow(next.tokenHash, next.token)).execute();
-      await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', '=', next.token.grantId).execute();
       return true;
     });
   }

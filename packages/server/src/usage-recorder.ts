@@ -1,32 +1,34 @@
 import type { Logger } from './logging.js';
-import type { ClientRepository } from './storage/repositories/client-repository.js';
 
 /**
- * Governance: records when each client last obtained a token. A client is noted at most once per
- * `interval` seconds, and the notes are written behind the token path, every `flushInterval`
- * milliseconds, in one statement per 500 clients (so a crash forgets at most that much of the
- * last-use record, never a grant or a token).
+ * Governance: records when each client last obtained a token, or each grant was last used. An id
+ * is noted at most once per `interval` seconds, and the notes are written behind the token path,
+ * every `flushInterval` milliseconds, by `write` (the repositories write one statement per 500
+ * ids), so a crash forgets at most that much of the last-use record, never a grant or a token.
  */
-export class ClientUsageRecorder {
+export class UsageRecorder {
   readonly #noted = new Map<string, number>();
-  /** Clients used since the last flush, with the latest time. */
+  /** Ids used since the last flush, with the latest time. */
   #pending = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly clients: Pick<ClientRepository, 'recordClientsUse'>,
+    /** Writes the last use of these ids (the same time for all). */
+    private readonly write: (ids: readonly string[], at: number) => Promise<void>,
     private readonly logger: Logger,
+    /** What the ids are, for the log line of a failed write: `client`, `grant`. */
+    private readonly what: string,
     private readonly interval = 60,
     private readonly flushInterval = 1000,
   ) {}
 
-  record(clientId: string, now: number): void {
-    const last = this.#noted.get(clientId);
+  record(id: string, now: number): void {
+    const last = this.#noted.get(id);
     if (last !== undefined && now - last < this.interval) return;
     if (this.#noted.size > 100_000) this.#noted.clear();
-    this.#noted.set(clientId, now);
-    this.#pending.set(clientId, now);
+    this.#noted.set(id, now);
+    this.#pending.set(id, now);
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
@@ -43,12 +45,16 @@ export class ClientUsageRecorder {
     if (batch.size === 0) return this.#flushing;
     this.#flushing = this.#flushing.then(async () => {
       const byTime = new Map<number, string[]>();
-      for (const [clientId, at] of batch) byTime.set(at, [...(byTime.get(at) ?? []), clientId]);
+      for (const [id, at] of batch) {
+        const ids = byTime.get(at);
+        if (ids === undefined) byTime.set(at, [id]);
+        else ids.push(id);
+      }
       try {
-        for (const [at, ids] of byTime) await this.clients.recordClientsUse(ids, at);
+        for (const [at, ids] of byTime) await this.write(ids, at);
       } catch (err) {
-        for (const clientId of batch.keys()) this.#noted.delete(clientId);
-        this.logger.warn({ err, clients: batch.size }, 'could not record client use');
+        for (const id of batch.keys()) this.#noted.delete(id);
+        this.logger.warn({ err, [`${this.what}s`]: batch.size }, `could not record ${this.what} use`);
       }
     });
     return this.#flushing;

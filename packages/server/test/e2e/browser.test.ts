@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashPassword } from '../../src/users/passwords.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -454,9 +454,10 @@ describe('browser flows end to end (headless Chromium, openid-client relying par
     const p = tab.page;
     const signed = await interactiveSignIn(tab, rp);
     expect(await t.server.storage.grants.findGrant(userId, rp.clientId)).toBeDefined();
-    // A refresh marks the grant as used (the code exchange alone leaves "Last used" at Never).
+    // The code exchange and the refresh mark the grant as used, written behind the answers.
     const refreshed = await client.refreshTokenGrant(rp.config, signed.tokens.refresh_token as string);
     const now = new Date(t.clock.now() * 1000).toISOString();
+    await vi.waitFor(async () => expect((await t.server.storage.grants.findGrant(userId, rp.clientId))?.lastUsedAt).toBe(t.clock.now()), { timeout: 5000, interval: 100 });
 
     await p.goto(`${t.issuer}/account`);
     await p.getByRole('heading', { name: 'Your account', level: 1 }).waitFor();

@@ -117,9 +117,6 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   const storage = openConfiguredStorage(config);
   let timer: NodeJS.Timeout | undefined;
   let janitorTimer: NodeJS.Timeout | undefined;
-  // Log lines are written in batches (see createLogger); this writes out what a quiet server
-  // still holds, so no line waits more than a second to appear.
-  const logFlush = setInterval(() => logger.flush(), 1000).unref();
   let watcher: ChangeWatcher | undefined;
   let metricsListener: MetricsListener | undefined;
   let limiter: RateLimiter | undefined;
@@ -322,7 +319,6 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
         closing ??= (async () => {
           clearInterval(timer);
           clearInterval(janitorTimer);
-          clearInterval(logFlush);
           watcher?.stop();
           await metricsListener?.close();
           // app.close() stops accepting connections, answers requests that arrive on kept-alive
@@ -361,7 +357,6 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
   } catch (err) {
     clearInterval(timer);
     clearInterval(janitorTimer);
-    clearInterval(logFlush);
     watcher?.stop();
     await limiter?.stop().catch(() => undefined);
     await storage.close().catch(() => undefined);

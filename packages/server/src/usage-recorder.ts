@@ -12,6 +12,7 @@ export class UsageRecorder {
   #pending = new Map<string, number>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
+  #closed = false;
 
   constructor(
     /** Writes the last use of these ids (the same time for all). */
@@ -24,12 +25,18 @@ export class UsageRecorder {
   ) {}
 
   record(id: string, now: number): void {
+    // A request still finishing after close (the shutdown deadline) has nowhere to write.
+    if (this.#closed) return;
     const last = this.#noted.get(id);
     if (last !== undefined && now - last < this.interval) return;
     if (this.#noted.size > 100_000) this.#noted.clear();
     this.#noted.set(id, now);
     this.#pending.set(id, now);
-    if (this.#timer === undefined) {
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#timer === undefined && !this.#closed) {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         void this.flush();
@@ -38,7 +45,7 @@ export class UsageRecorder {
     }
   }
 
-  /** Writes what is pending (also on close); a failed write is noted again at the next use. */
+  /** Writes what is pending (also on close); a failed write is tried again at the next flush. */
   flush(): Promise<void> {
     const batch = this.#pending;
     this.#pending = new Map();
@@ -53,7 +60,9 @@ export class UsageRecorder {
       try {
         for (const [at, ids] of byTime) await this.write(ids, at);
       } catch (err) {
-        for (const id of batch.keys()) this.#noted.delete(id);
+        // Back into the next batch, unless a later use is already there.
+        for (const [id, at] of batch) if ((this.#pending.get(id) ?? -Infinity) < at) this.#pending.set(id, at);
+        this.#schedule();
         this.logger.warn({ err, [`${this.what}s`]: batch.size }, `could not record ${this.what} use`);
       }
     });
@@ -62,6 +71,7 @@ export class UsageRecorder {
 
   /** Stops the timer and writes what is pending. */
   async close(): Promise<void> {
+    this.#closed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.flush();

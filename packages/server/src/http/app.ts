@@ -62,6 +62,9 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   socket.destroy(err);
 }
 
+/** Header fields that may appear once only; Node would silently keep the first of several. */
+const SINGLETON_HEADERS = new Set(['authorization', 'content-type']);
+
 /**
  * RFC 9110 §5.3: "A sender MUST NOT generate multiple field lines with the same name in a
  * message [...] unless that field's definition allows multiple field line values to be
@@ -69,16 +72,13 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
  * rather than guessed at: Node keeps the first, a proxy in front may have checked another.
  */
 function repeatedSingletonHeader(raw: readonly string[]): InvalidRequestError | undefined {
-  let authorization = 0;
-  let contentType = 0;
+  const seen = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] ?? '';
-    // Cheap length filter first: most headers are neither.
-    if (name.length === 13 && name.toLowerCase() === 'authorization') authorization++;
-    else if (name.length === 12 && name.toLowerCase() === 'content-type') contentType++;
+    const name = raw[i]?.toLowerCase();
+    if (name === undefined || !SINGLETON_HEADERS.has(name)) continue;
+    if (seen.has(name)) return new InvalidRequestError(`the ${name} header must not be repeated`);
+    seen.add(name);
   }
-  if (authorization > 1) return new InvalidRequestError('the authorization header must not be repeated');
-  if (contentType > 1) return new InvalidRequestError('the content-type header must not be repeated');
   return undefined;
 }
 
@@ -100,6 +100,17 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
       if (error !== undefined) metrics.oauthError(route, error);
     }
     request.log.info({ method: request.method, route, status, ms: Math.round(ms * 100) / 100 }, 'request');
+  };
+
+  // Graceful shutdown: once close() starts, requests still arriving on open connections are
+  // refused with 503 temporarily_unavailable (nothing is executed), and every answer, in-flight
+  // ones included, closes its connection so clients reconnect to another instance.
+  let closing = false;
+  /** The headers of every answer: its request id, no MIME sniffing, and `close` while shutting down. */
+  const shellHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
+    reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    if (closing) reply.header('connection', 'close');
   };
 
   const app = Fastify({
@@ -124,6 +135,8 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Malformed percent-encoding in the path, over-long path parameters: invalid_request too.
     frameworkErrors: (err, request, reply) => {
+      // Refused before any hook runs: the headers the onSend hook gives every other answer.
+      shellHeaders(request, reply);
       sendOAuthError(reply, mapFrameworkError(err) ?? new InvalidRequestError('malformed request'));
       // Refused by the router, before any hook (so no onResponse): counted here, as unmatched.
       answered(request, reply);
@@ -134,10 +147,6 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   // Keep form bodies raw: protocol endpoints parse them strictly (duplicates, UTF-8, empties).
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  // Graceful shutdown: once close() starts, requests still arriving on open connections are
-  // refused with 503 temporarily_unavailable (nothing is executed), and every answer, in-flight
-  // ones included, closes its connection so clients reconnect to another instance.
-  let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
   });
@@ -153,9 +162,7 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
-    reply.header('x-request-id', request.id);
-    reply.header('x-content-type-options', 'nosniff');
-    if (closing) reply.header('connection', 'close');
+    shellHeaders(request, reply);
     done(null, payload);
   });
 

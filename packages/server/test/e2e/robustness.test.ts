@@ -622,6 +622,9 @@ describe('unknown and malformed paths', () => {
   ])('%s %s (malformed or over-long path) → 400 invalid_request', async (method, path) => {
     const answer = await sendRaw(method, path, [['authorization', `Bearer ${initialAccessToken}`]]);
     expectOAuthError(answer, 400, 'invalid_request');
+    // Refused by the router before any hook: still the headers of every other answer.
+    expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(answer.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 

@@ -136,6 +136,14 @@ describe.each(DIALECTS)('storage contract on %s', (dialect: Dialect) => {
       expect(seen.get('usage-510')).toBe(NOW + 70);
     });
 
+    it('never moves a last use back: an instance whose batch lands late keeps the later time', async () => {
+      await storage.clients.recordClientsUse(['usage-1'], NOW + 200);
+      await storage.clients.recordClientsUse(['usage-2', 'usage-1', 'usage-2'], NOW + 150);
+      const seen = new Map((await storage.clients.listClients(NOW + 300)).map((c) => [c.clientId, c.lastUsedAt]));
+      expect(seen.get('usage-1')).toBe(NOW + 200);
+      expect(seen.get('usage-2')).toBe(NOW + 150);
+    });
+
     it('finds a client by registration token digest', async () => {
       await storage.clients.createClient(clientInput('c2', { dynamicallyRegistered: true }), NOW, { secretHash: null, registrationTokenHash: sha256('rat') });
       expect((await storage.clients.findClientByRegistrationToken(sha256('rat')))?.clientId).toBe('c2');

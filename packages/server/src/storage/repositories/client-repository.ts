@@ -6,6 +6,7 @@ import { PreparedRead } from '../prepared-query.js';
 import { bumpGeneration, ChangeListeners } from '../changes.js';
 import type { ReadRows } from '../database.js';
 import type { ClientTable, Database } from '../schema.js';
+import { recordLastUse } from './last-use.js';
 
 function toClient(row: Selectable<ClientTable>): Client {
   return {
@@ -256,14 +257,12 @@ export class ClientRepository {
     await this.recordClientsUse([clientId], now);
   }
 
-  /** Last use of many clients at once: one statement per 500 clients, in one transaction. */
+  /**
+   * Last use of many clients at once: one statement per 500 clients, in one transaction, never
+   * moving a later last use back (another instance may write first).
+   */
   async recordClientsUse(clientIds: readonly string[], now: number): Promise<void> {
-    if (clientIds.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < clientIds.length; i += 500) {
-        await trx.updateTable('clients').set({ last_used_at: now }).where('client_id', 'in', clientIds.slice(i, i + 500)).execute();
-      }
-    });
+    await recordLastUse(this.db, 'clients', 'client_id', clientIds, now);
   }
 
   async listClients(now: number): Promise<ClientSummary[]> {

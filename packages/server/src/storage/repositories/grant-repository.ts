@@ -3,6 +3,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Grant } from '../../model.js';
 import { parseJsonList, splitScope } from '../json.js';
 import type { Database, GrantTable } from '../schema.js';
+import { recordLastUse } from './last-use.js';
 
 function toGrant(row: Selectable<GrantTable>): Grant {
   return {
@@ -65,14 +66,12 @@ export async function mergeConsent(
 export class GrantRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Last use of many grants at once (a refresh, a redemption): one statement per 500 grants, in one transaction. */
+  /**
+   * Last use of many grants at once (a refresh, a redemption): one statement per 500 grants, in
+   * one transaction, never moving a later last use back (another instance may write first).
+   */
   async recordGrantsUse(grantIds: readonly string[], now: number): Promise<void> {
-    if (grantIds.length === 0) return;
-    await this.db.transaction().execute(async (trx) => {
-      for (let i = 0; i < grantIds.length; i += 500) {
-        await trx.updateTable('grants').set({ last_used_at: now }).where('grant_id', 'in', grantIds.slice(i, i + 500)).execute();
-      }
-    });
+    await recordLastUse(this.db, 'grants', 'grant_id', grantIds, now);
   }
 
   async findGrant(userId: string, clientId: string): Promise<Grant | undefined> {

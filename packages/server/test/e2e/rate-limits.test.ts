@@ -30,6 +30,22 @@ async function post(url: string, form: Record<string, string>, headers: Record<s
 
 const from = (address: string) => ({ 'x-forwarded-for': address });
 
+/**
+ * One client's token budget (5) spent across two instances: 3 requests at the first, then 2 at
+ * the second, which learns the shared count when it reports its own first hit; the next request
+ * is refused at either.
+ */
+async function expectOneClientBudget<S>(first: S, second: S, at: (server: S) => Promise<Answer>): Promise<void> {
+  for (let i = 0; i < 3; i++) expect((await at(first)).status).toBe(200);
+  await delay(150);
+  expect((await at(second)).status).toBe(200);
+  await delay(150);
+  expect((await at(second)).status).toBe(200);
+  expectRateLimited(await at(second));
+  await delay(150);
+  expectRateLimited(await at(first));
+}
+
 function expectRateLimited(answer: Answer): void {
   expectOAuthError(answer, 429, 'temporarily_unavailable', 'too many requests; try again later');
   const retryAfter = Number(answer.headers.get('retry-after'));
@@ -143,15 +159,7 @@ describe.each(DIALECTS)('rate limits on %s', (dialect: Dialect) => {
     try {
       const client = await newClient();
       const at = (server: TestServer) => post(`${server.url}/token`, { grant_type: 'client_credentials', scope: 'read' }, { authorization: client.auth, ...from(newAddress()) });
-      for (let i = 0; i < 3; i++) expect((await at(t)).status).toBe(200);
-      await delay(150);
-      // The second instance learns the shared count when it reports its own first hit.
-      expect((await at(second)).status).toBe(200);
-      await delay(150);
-      expect((await at(second)).status).toBe(200);
-      expectRateLimited(await at(second));
-      await delay(150);
-      expectRateLimited(await at(t));
+      await expectOneClientBudget(t, second, at);
     } finally {
       await second.close();
       t.clock.advance(60);
@@ -179,14 +187,7 @@ describe.skipIf(TEST_REDIS_URL === undefined)('rate limits shared through Redis 
     const auth = basicAuth(created.clientId, created.clientSecret ?? '');
     let n = 0;
     const at = (server: TestServer) => post(`${server.url}/token`, { grant_type: 'client_credentials', scope: 'read' }, { authorization: auth, ...from(`203.0.113.${++n}`) });
-    for (let i = 0; i < 3; i++) expect((await at(a)).status).toBe(200);
-    await delay(150);
-    expect((await at(b)).status).toBe(200);
-    await delay(150);
-    expect((await at(b)).status).toBe(200);
-    expectRateLimited(await at(b));
-    await delay(150);
-    expectRateLimited(await at(a));
+    await expectOneClientBudget(a, b, at);
     // The database holds no rate-limit counter: Redis does.
     expect(await a.server.storage.handle.db.selectFrom('rate_limit_counters').selectAll().execute()).toEqual([]);
   });

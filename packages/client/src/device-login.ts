@@ -6,7 +6,7 @@
 import * as oauth from 'oauth4webapi';
 import { addScopeAndResource, clientAuthentication } from './client-auth.js';
 import { GatehouseClientError, OAuthResponseError } from './errors.js';
-import { isLoopbackUrl, IssuerConnection, sleep as realSleep, throwOnServerFailure, toClientError } from './http.js';
+import { IssuerConnection, sleep as realSleep, throwOnServerFailure, toClientError, usesHttps } from './http.js';
 import { withRetry, type RetryOptions } from './retry.js';
 import { escapeControlChars, hasControlChars } from './terminal.js';
 import { loginResult, maybeOpenBrowser, toStderr, type LoginResult, type UserLoginOptions } from './user-login.js';
@@ -184,7 +184,7 @@ function checkVerificationUri(value: string, name: string, insecureHttpAllowed: 
   } catch {
     throw new GatehouseClientError('invalid_response', `device login: the ${name} is not an absolute URL`);
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (isLoopbackUrl(url) || insecureHttpAllowed))) {
+  if (!usesHttps(url, insecureHttpAllowed)) {
     throw new GatehouseClientError('invalid_response', `device login: the ${name} must use https`);
   }
   return url.href;

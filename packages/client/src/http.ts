@@ -127,6 +127,11 @@ export interface RequestOptions {
  * One issuer: its URL, its (cached, single-flight) metadata and the options every oauth4webapi
  * call gets (custom fetch, timeouts, whether `http:` is allowed).
  */
+/** https, or http to a loopback host (or anywhere, when insecure http was allowed explicitly). */
+export function usesHttps(url: URL, allowInsecureHttp: boolean): boolean {
+  return url.protocol === 'https:' || (url.protocol === 'http:' && (isLoopbackUrl(url) || allowInsecureHttp));
+}
+
 export class IssuerConnection {
   readonly issuer: URL;
   readonly fetch: FetchLike;
@@ -141,8 +146,7 @@ export class IssuerConnection {
     } catch (cause) {
       throw new GatehouseClientError('invalid_configuration', 'the issuer must be an absolute URL', { cause });
     }
-    const loopback = isLoopbackUrl(issuer);
-    if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && (loopback || options.dangerouslyAllowInsecureHttp === true))) {
+    if (!usesHttps(issuer, options.dangerouslyAllowInsecureHttp === true)) {
       throw new GatehouseClientError('invalid_configuration', `the issuer must use https (http is allowed only on loopback): ${issuer.origin}`);
     }
     this.issuer = issuer;

@@ -153,10 +153,8 @@ export interface SessionStoreOptions {
   maxLockHold?: number | undefined;
 }
 
-/** How {@link SessionStore.withLock} waits for the lock. */
+/** How {@link SessionStore.withLock} waits for the lock (at most the store's `lockTimeout`, 15 000 ms by default; then a `timeout` error). */
 export interface LockOptions {
-  /** Milliseconds to wait for another process to release the lock (default: the store's `lockTimeout`, 15 000); then a `timeout` error. */
-  timeout?: number | undefined;
   /** Stops waiting (an `aborted` error). It does not interrupt the work once the lock is held. */
   signal?: AbortSignal | undefined;
 }
@@ -346,12 +344,11 @@ export class SessionStore {
    *   over: renamed away (of several waiters only one rename succeeds), checked (still that stale
    *   file? otherwise it is put back), deleted; then the waiters race to create a new one.
    *
-   * Waits up to `timeout` milliseconds (default 15 000) for another process, then fails with a
-   * `timeout` error. (The older form `withLock(issuer, clientId, fn, timeout)` still works.) A
-   * directory others can write to is an `insecure_permissions` error.
+   * Waits up to the store's `lockTimeout` (default 15 000 ms) for another process, then fails
+   * with a `timeout` error. A directory others can write to is an `insecure_permissions` error.
    */
-  async withLock<T>(issuer: string, clientId: string, fn: (lock: HeldLock) => Promise<T>, options: number | LockOptions = {}): Promise<T> {
-    const { timeout = this.#lockTimeout, signal } = typeof options === 'number' ? { timeout: options } : options;
+  async withLock<T>(issuer: string, clientId: string, fn: (lock: HeldLock) => Promise<T>, { signal }: LockOptions = {}): Promise<T> {
+    const timeout = this.#lockTimeout;
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.checkDirectory();
     const lock = `${this.pathFor(issuer, clientId)}.lock`;

@@ -81,8 +81,35 @@ async function revokeSession(connection: IssuerConnection, session: StoredSessio
   return revoked;
 }
 
-/** Whether `err` is the lock wait running out (not a timeout of the work done under the lock). */
-const isLockWaitTimeout = (err: unknown, ran: boolean) => !ran && err instanceof GatehouseClientError && err.code === 'timeout';
+/**
+ * Runs `work` under the session lock. When only the wait for the lock runs out (another process
+ * is slow to let go), runs it without the lock after `onNoLock`; an error of `work` itself, a
+ * timeout included, is thrown as it is.
+ */
+async function underLockOrNot<T>(
+  store: SessionStore,
+  issuer: string,
+  clientId: string,
+  work: () => Promise<T>,
+  options: { signal?: AbortSignal | undefined; onNoLock?: () => void } = {},
+): Promise<T> {
+  let ran = false;
+  try {
+    return await store.withLock(
+      issuer,
+      clientId,
+      () => {
+        ran = true;
+        return work();
+      },
+      { signal: options.signal },
+    );
+  } catch (err) {
+    if (ran || !(err instanceof GatehouseClientError && err.code === 'timeout')) throw err;
+    options.onNoLock?.();
+    return work();
+  }
+}
 
 /**
  * Signs the user in (device grant or loopback redirect, see {@link deviceLogin} and
@@ -120,19 +147,9 @@ export async function login(options: LoginOptions): Promise<LoginOutcome> {
     replaced = await store.read(session.issuer, session.client_id).catch(() => undefined);
     return store.write(session);
   };
-  let ran = false;
-  let file: string;
-  try {
-    file = await store.withLock(session.issuer, session.client_id, () => {
-      ran = true;
-      return save();
-    });
-  } catch (err) {
-    // The new tokens must not be lost because another process is slow to release the lock: the
-    // write is atomic anyway.
-    if (!isLockWaitTimeout(err, ran)) throw err;
-    file = await save();
-  }
+  // The new tokens must not be lost because another process is slow to release the lock: the
+  // write is atomic anyway.
+  const file = await underLockOrNot(store, session.issuer, session.client_id, save);
   const old = replaced;
   if (old === undefined || old.refresh_token === session.refresh_token) return { session, file, method };
   return { session, file, method, replaced: { revoked: await revokeSession(connection, old, options, options.signal) } };
@@ -167,9 +184,9 @@ function metadataOf(session: StoredSession): oauth.AuthorizationServer {
   return {
     issuer: session.issuer,
     token_endpoint: session.token_endpoint,
-    ...(session.revocation_endpoint === undefined ? {} : { revocation_endpoint: session.revocation_endpoint }),
-    ...(session.userinfo_endpoint === undefined ? {} : { userinfo_endpoint: session.userinfo_endpoint }),
-    ...(session.id_token_signing_alg_values_supported === undefined ? {} : { id_token_signing_alg_values_supported: session.id_token_signing_alg_values_supported }),
+    revocation_endpoint: session.revocation_endpoint,
+    userinfo_endpoint: session.userinfo_endpoint,
+    id_token_signing_alg_values_supported: session.id_token_signing_alg_values_supported,
   };
 }
 
@@ -298,7 +315,7 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
   let current = await findSession(store, options.issuer, options.clientId);
   const issuer = current.issuer;
   const clientId = current.client_id;
-  const connection = new IssuerConnection({ ...options, issuer, metadata: metadataOf(current) });
+  const connection = new IssuerConnection({ ...options, issuer });
   const client: oauth.Client = { client_id: clientId };
   const now = options.now ?? Date.now;
   let rejected: string | undefined;
@@ -465,23 +482,11 @@ export async function openSession(options: SessionOptions = {}): Promise<Session
         const deleted = await store.delete(issuer, clientId);
         return { issuer, client_id: clientId, file: store.pathFor(issuer, clientId), deleted, revocationSupported: current.revocation_endpoint !== undefined, revoked, warnings };
       };
-      let ran = false;
-      try {
-        return await store.withLock(
-          issuer,
-          clientId,
-          () => {
-            ran = true;
-            return work();
-          },
-          { signal: callOptions.signal },
-        );
-      } catch (err) {
-        // Logging out must not depend on another process letting go of the lock.
-        if (!isLockWaitTimeout(err, ran)) throw err;
-        warnings.push('another process held the session lock; logged out without it');
-        return work();
-      }
+      // Logging out must not depend on another process letting go of the lock.
+      return underLockOrNot(store, issuer, clientId, work, {
+        signal: callOptions.signal,
+        onNoLock: () => warnings.push('another process held the session lock; logged out without it'),
+      });
     },
   };
   const authenticated = createAuthenticatedFetch(session, { fetch: connection.fetch });

@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createUser, type TestUser } from '../../server/test/helpers/browser-agent.js';
+import type { TestUser } from '../../server/test/helpers/browser-agent.js';
 import { DEVICE_GRANT } from '../../server/test/helpers/device.js';
-import { postForm, startTestServer, type TestServer } from '../../server/test/helpers/server.js';
+import { postForm, type TestServer } from '../../server/test/helpers/server.js';
 import { deviceLogin, OAuthResponseError, SessionStore, type DevicePrompt, type FetchLike, type LoginResult } from '../src/index.js';
-import { API, introspect, launchChromium, PASSWORD, runCli } from './helpers/harness.js';
+import { API, introspect, runCli, signInAndConsent, startLoginFixture, type LoginFixture } from './helpers/harness.js';
 
 /**
  * The device flow end to end: @gatehouse/client's deviceLogin polls a real Gatehouse while
@@ -27,44 +27,23 @@ function sameSelector(code: string, n: number): string {
 }
 
 describe('device login (RFC 8628) with @gatehouse/client and headless Chromium', () => {
+  let fixture: LoginFixture;
   let t: TestServer;
-  let browser: Browser;
   let user: TestUser;
   let clientId: string;
   let api: { clientId: string; clientSecret: string };
-  const pages: Page[] = [];
 
   beforeAll(async () => {
-    t = await startTestServer({ config: { device: { userCodeAttempts: 3 } } });
-    const apiClient = await t.createClient({ client_name: 'orders api', scope: '' });
-    api = { clientId: apiClient.clientId, clientSecret: apiClient.clientSecret ?? '' };
-    await t.createResource(API, ['orders:read'], { clientId: api.clientId });
-    user = await createUser(t, { username: 'alice', password: PASSWORD, name: 'Alice Example' });
+    fixture = await startLoginFixture({ config: { device: { userCodeAttempts: 3 } } });
+    ({ t, user, api } = fixture);
     const created = await t.createClient({ client_name: 'Orders CLI', grant_types: [DEVICE_GRANT, 'refresh_token'], token_endpoint_auth_method: 'none', scope: SCOPE });
     clientId = created.clientId;
-    browser = await launchChromium();
   });
   afterAll(async () => {
-    for (const page of pages) await page.context().close().catch(() => undefined);
-    await browser?.close();
-    await t?.close();
+    await fixture?.close();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
-    context.setDefaultTimeout(10_000);
-    const page = await context.newPage();
-    pages.push(page);
-    return page;
-  }
-
-  /** Signs in on the page that is showing the sign-in form. */
-  async function signIn(page: Page): Promise<void> {
-    await page.getByRole('heading', { name: 'Sign in', level: 1 }).waitFor();
-    await page.getByRole('textbox', { name: 'Username' }).fill(user.username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
+  const newPage = () => fixture.newPage();
 
   /** Types a code on the code-entry page and continues. */
   async function typeCode(page: Page, code: string): Promise<void> {
@@ -74,8 +53,7 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
 
   /** The user follows verification_uri_complete and signs in; the prefilled code still needs Continue. */
   async function followCompleteUri(page: Page, prompt: DevicePrompt): Promise<void> {
-    await page.goto(prompt.verification_uri_complete ?? '');
-    await signIn(page);
+    await signInAndConsent(page, prompt.verification_uri_complete ?? '', user, 'none');
     await page.getByRole('button', { name: 'Continue' }).click();
   }
 
@@ -149,8 +127,7 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
     const device = startDevice({
       tooSoon: [2],
       onPrompt: async (prompt) => {
-        await page.goto(prompt.verification_uri);
-        await signIn(page);
+        await signInAndConsent(page, prompt.verification_uri, user, 'none');
         await typeCode(page, sameSelector(prompt.user_code, 0));
         await page.getByRole('alert').filter({ hasText: 'That code is not valid or has expired' }).waitFor();
         await typeCode(page, ` ${prompt.user_code.toLowerCase().replace('-', ' ')} `);
@@ -191,8 +168,7 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
     const page = await newPage();
     const device = startDevice({
       onPrompt: async (prompt) => {
-        await page.goto(prompt.verification_uri);
-        await signIn(page);
+        await signInAndConsent(page, prompt.verification_uri, user, 'none');
         for (let i = 0; i < 3; i++) {
           await typeCode(page, sameSelector(prompt.user_code, i));
           await page.getByRole('alert').waitFor();
@@ -243,8 +219,7 @@ describe('device login (RFC 8628) with @gatehouse/client and headless Chromium',
       const [, code] = await run.waitForStderr(/enter the code: ([A-Z]{4}-[A-Z]{4})/);
       expect(uri).toBe(`${t.issuer}/device`);
       const page = await newPage();
-      await page.goto(uri ?? '');
-      await signIn(page);
+      await signInAndConsent(page, uri ?? '', user, 'none');
       await typeCode(page, code ?? '');
       await page.getByRole('button', { name: 'Allow' }).click();
       await page.getByRole('heading', { name: 'Device connected' }).waitFor();

@@ -91,14 +91,13 @@ export interface LoginFixture {
   user: TestUser;
   /** A public client registered with `http://127.0.0.1/callback` (RFC 8252 §7.3: any port at request time). */
   app: CodeClient;
-  browser: Browser;
   /** A page in a fresh browser profile. */
   newPage(): Promise<Page>;
   close(): Promise<void>;
 }
 
-export async function startLoginFixture(): Promise<LoginFixture> {
-  const t = await startTestServer();
+export async function startLoginFixture(serverOptions?: Parameters<typeof startTestServer>[0]): Promise<LoginFixture> {
+  const t = await startTestServer(serverOptions);
   const contexts: BrowserContext[] = [];
   let browser: Browser | undefined;
   try {
@@ -113,7 +112,6 @@ export async function startLoginFixture(): Promise<LoginFixture> {
       api,
       user,
       app,
-      browser: chromiumBrowser,
       async newPage() {
         const context = await chromiumBrowser.newContext();
         context.setDefaultTimeout(10_000);
@@ -138,8 +136,6 @@ const BIN = fileURLToPath(new URL('../../bin/gatehouse-client.js', import.meta.u
 /** A running `gatehouse-client` process. */
 export interface CliRun {
   child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
   /** Resolves with the first match of `pattern` in standard error (rejects after `timeout` ms). */
   waitForStderr(pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
   /** Resolves when the process exits (killed after `timeout` ms). */
@@ -166,8 +162,6 @@ export function runCli(args: string[], env: Record<string, string>, timeout = 20
   });
   return {
     child,
-    stdout: () => out,
-    stderr: () => err,
     waitForStderr(pattern, wait = 10_000) {
       return new Promise((resolve, reject) => {
         const check = () => {

@@ -198,10 +198,7 @@ export interface DeviceAuthorization {
   failedAttempts: number;
   /** RFC 8628 §3.5: the polling interval, grown by every slow_down. */
   pollInterval: number;
-  lastPolledAt: number | null;
-  createdAt: number;
   expiresAt: number;
-  decidedAt: number | null;
   /** Set when the user approved. */
   approval: DeviceApproval | null;
 }

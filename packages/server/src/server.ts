@@ -44,7 +44,7 @@ import { listenMetrics, Metrics, type MetricsListener } from './metrics.js';
 import { RateLimiter } from './rate-limit/limiter.js';
 import { RateLimits } from './rate-limit/rate-limits.js';
 import { RedisRateLimitStore } from './rate-limit/redis-store.js';
-import { registerRateLimits } from './rate-limit/http.js';
+import { addressRateLimits } from './rate-limit/http.js';
 import type { JanitorReport } from './storage/repositories/janitor-repository.js';
 
 export interface ServerOptions {
@@ -160,11 +160,11 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       idTokens,
       accessTokenTtl: config.tokens.accessTokenTtl,
       maxAccessTokenTtl: config.tokens.maxAccessTokenTtl,
-      isUserActive,
       grantUsage,
     };
     const lineage = {
       ...delegated,
+      isUserActive,
       refreshTokens: storage.refreshTokens,
       revokedAccessTokens: storage.accessTokens,
       refreshTokenTtl: config.authorization.refreshTokenTtl,
@@ -174,12 +174,7 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
     const grants = createGrantRegistry([
       createAuthorizationCodeGrant({ ...lineage, codes: storage.codes }),
       createDeviceCodeGrant({ ...lineage, deviceCodes: storage.deviceCodes }),
-      createRefreshTokenGrant({
-        ...delegated,
-        refreshTokens: storage.refreshTokens,
-        refreshTokenIdleTtl: config.authorization.refreshTokenIdleTtl,
-        gracePeriod: config.authorization.refreshTokenGracePeriod,
-      }),
+      createRefreshTokenGrant({ ...lineage, gracePeriod: config.authorization.refreshTokenGracePeriod }),
       createClientCredentialsGrant({
         catalog,
         accessTokens,
@@ -242,12 +237,12 @@ export async function createAuthorizationServer(input: ConfigInput | GatehouseCo
       requestTimeout: config.http.requestTimeout,
       maxConnections: config.http.maxConnections,
       trustedProxies: config.trustedProxies,
+      admit: addressRateLimits(ctx),
       pageErrors: {
         isPage: (route) => isPageRoute(ctx.paths, route),
-        render: (request, reply, status, title, message) => pages.render(reply, 'error', { title, message, requestId: request.id }, { status }),
+        render: pages.renderError,
       },
     });
-    registerRateLimits(app, ctx);
     registerAssets(app, pages);
     registerHealthEndpoints(app, ctx);
     registerDiscoveryEndpoints(app, ctx);

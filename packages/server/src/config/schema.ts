@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../protocol/duration.js';
 import { checkIssuer } from '../protocol/issuer.js';
-import { DEVICE_CODE_GRANT_TYPE } from '../model.js';
+import { GRANT_TYPES } from '../model.js';
 
 /**
  * The one documented source of truth for configuration. Every setting has a default that is
@@ -237,8 +237,8 @@ export const configSchema = z
         /** DANGEROUS: lets anyone register a client without an initial access token. */
         dangerouslyAllowOpenRegistration: z.boolean().default(false),
         allowedGrantTypes: z
-          .array(z.enum(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT_TYPE]))
-          .default(['authorization_code', 'refresh_token', 'client_credentials', DEVICE_CODE_GRANT_TYPE]),
+          .array(z.enum(GRANT_TYPES))
+          .default([...GRANT_TYPES]),
         allowedAuthMethods: z
           .array(z.enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']))
           .default(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']),

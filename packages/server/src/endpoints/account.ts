@@ -13,7 +13,7 @@ export function registerAccountEndpoints(app: FastifyInstance, ctx: ServerContex
   const path = ctx.paths.account;
 
   const refused = (request: FastifyRequest, reply: FastifyReply) =>
-    pages.render(reply, 'error', { title: 'Request refused', message: 'The form expired or did not come from this site. Go back and try again.', requestId: request.id }, { status: 403 });
+    pages.renderError(request, reply, 403, 'Request refused', 'The form expired or did not come from this site. Go back and try again.');
 
   const loginPage = (request: FastifyRequest, reply: FastifyReply, status = 200, error?: string, username?: string, retryAfter?: number) =>
     pages.render(

@@ -5,7 +5,6 @@ import { describeScopes, signInWithPassword, type SignInProblem } from '../inter
 import type { AuthorizationRequest, Client, ResponseMode } from '../model.js';
 import {
   authorizationResponseParams,
-  IDENTITY_SCOPES,
   validateAuthorizationRequest,
   type AuthorizationErrorCode,
 } from '../protocol/authorization-request.js';
@@ -36,8 +35,7 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
   const { pages, csrf, cookies, sessions } = ctx.web;
   const { storage, config } = ctx;
 
-  const errorPage = (request: FastifyRequest, reply: FastifyReply, status: number, title: string, message: string) =>
-    pages.render(reply, 'error', { title, message, requestId: request.id }, { status });
+  const errorPage = pages.renderError;
 
   /** Sends an authorization response (success or error) to the client's redirect URI. */
   const respond = (reply: FastifyReply, redirectUri: string, mode: ResponseMode, params: Record<string, string>) => {
@@ -50,10 +48,6 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
   const respondError = (reply: FastifyReply, req: Pick<AuthorizationRequest, 'redirectUri' | 'responseMode' | 'state'>, error: AuthorizationErrorCode, description: string) =>
     respond(reply, req.redirectUri, req.responseMode, authorizationResponseParams(config.issuer, req.state, { error, description }));
 
-  /** RFC 8707 §2 / Gatehouse rules, against the resource catalog (protocol/token-target.ts). */
-  async function checkTarget(req: AuthorizationRequest): Promise<{ error: AuthorizationErrorCode; description: string } | undefined> {
-    return checkDelegationTarget(req.scope, req.resources, await ctx.catalog.snapshot(), IDENTITY_SCOPES);
-  }
 
   function bindingHash(request: FastifyRequest, reply: FastifyReply): string {
     let value = cookies.readCookie(request, BINDING_COOKIE);
@@ -116,7 +110,8 @@ export function registerAuthorizationEndpoints(app: FastifyInstance, ctx: Server
     }
     const req = verdict.request;
     if (client === undefined) return errorPage(request, reply, 400, 'Invalid request', 'The application is not known to this server.');
-    const targetProblem = await checkTarget(req);
+    // RFC 8707 §2 / Gatehouse rules, against the resource catalog (protocol/token-target.ts).
+    const targetProblem = checkDelegationTarget(req.scope, req.resources, await ctx.catalog.snapshot());
     if (targetProblem) return respondError(reply, req, targetProblem.error, targetProblem.description);
 
     const active = await sessions.current(request, now);

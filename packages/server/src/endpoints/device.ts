@@ -8,7 +8,6 @@ import { noStore } from '../http/reply.js';
 import { CONSENT_DECISIONS, FORM_FIELDS } from '../interaction/pages.js';
 import { describeScopes, signInWithPassword, type SignInProblem } from '../interaction/sign-in.js';
 import { DEVICE_CODE_GRANT_TYPE, type Client } from '../model.js';
-import { IDENTITY_SCOPES } from '../protocol/authorization-request.js';
 import { validateDeviceAuthorizationRequest } from '../protocol/device-authorization.js';
 import { parseForm } from '../protocol/form.js';
 import { checkDelegationTarget } from '../protocol/token-target.js';
@@ -49,19 +48,20 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
     if (!client.grantTypes.includes(DEVICE_CODE_GRANT_TYPE)) throw new UnauthorizedClientError('the client is not registered for the device_code grant');
     const verdict = validateDeviceAuthorizationRequest(params, client);
     if (!verdict.ok) throw requestError(verdict);
-    const targetProblem = checkDelegationTarget(verdict.scope, verdict.resources, await ctx.catalog.snapshot(), IDENTITY_SCOPES);
+    const targetProblem = checkDelegationTarget(verdict.scope, verdict.resources, await ctx.catalog.snapshot());
     if (targetProblem !== undefined) throw requestError(targetProblem);
 
     // RFC 8628 §3.2: "device_code REQUIRED. The device verification code." A 256-bit secret,
     // stored as its SHA-256 digest.
     const deviceCode = randomToken();
+    const deviceCodeHash = sha256(deviceCode);
     const { codeTtl, pollInterval } = config.device;
     let userCode: string | undefined;
     for (let draw = 0; draw < USER_CODE_DRAWS && userCode === undefined; draw++) {
       const candidate = generateUserCode();
       const digests = userCodeDigests(userCodeKey, candidate);
       const stored = await storage.deviceCodes.createDeviceAuthorization({
-        deviceCodeHash: sha256(deviceCode),
+        deviceCodeHash,
         selectorHash: digests.selector,
         userCodeHash: digests.code,
         clientId: client.clientId,
@@ -89,8 +89,7 @@ export function registerDeviceEndpoints(app: FastifyInstance, ctx: ServerContext
   });
   methodNotAllowed(app, paths.deviceAuthorization, ['POST']);
 
-  const errorPage = (request: FastifyRequest, reply: FastifyReply, status: number, title: string, message: string) =>
-    pages.render(reply, 'error', { title, message, requestId: request.id }, { status });
+  const errorPage = pages.renderError;
   const formRefused = (request: FastifyRequest, reply: FastifyReply) =>
     errorPage(request, reply, 403, 'Request refused', 'The form expired, did not come from this site, or was shown to someone else. Go back and try again.');
   const backToStart = (reply: FastifyReply, code?: string) =>

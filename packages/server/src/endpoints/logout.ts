@@ -19,8 +19,7 @@ interface LogoutTarget {
 export function registerLogoutEndpoint(app: FastifyInstance, ctx: ServerContext): void {
   const { pages, csrf, sessions } = ctx.web;
 
-  const errorPage = (request: FastifyRequest, reply: FastifyReply, message: string) =>
-    pages.render(reply, 'error', { title: 'Cannot sign out from here', message, requestId: request.id }, { status: 400 });
+  const errorPage = (request: FastifyRequest, reply: FastifyReply, message: string) => pages.renderError(request, reply, 400, 'Cannot sign out from here', message);
 
   /** Validates client_id / id_token_hint / post_logout_redirect_uri; a message when refused. */
   async function resolveTarget(params: FormParams): Promise<LogoutTarget | string> {
@@ -92,7 +91,7 @@ export function registerLogoutEndpoint(app: FastifyInstance, ctx: ServerContext)
     const parsed = queryParams(request);
     const form = readPageForm(request);
     if (!parsed.ok || form === undefined || !csrf.verifyCsrf(request, 'logout', form.get(FORM_FIELDS.csrf))) {
-      return pages.render(reply, 'error', { title: 'Request refused', message: 'The form expired or did not come from this site.', requestId: request.id }, { status: 403 });
+      return pages.renderError(request, reply, 403, 'Request refused', 'The form expired or did not come from this site.');
     }
     const target = await resolveTarget(parsed.params);
     if (typeof target === 'string') return errorPage(request, reply, target);

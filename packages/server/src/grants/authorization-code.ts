@@ -7,8 +7,6 @@ import type { GrantHandler, TokenResponse } from './grant-handler.js';
 
 export interface AuthorizationCodeDeps extends LineageDeps {
   codes: AuthorizationCodeRepository;
-  /** Whether the user may still act (exists, not disabled). */
-  isUserActive(userId: string): Promise<boolean>;
 }
 
 /** RFC 6749 §4.1.3 access token request with an authorization code, PKCE-verified (RFC 7636 §4.5). */

@@ -151,6 +151,8 @@ export async function mintDelegatedTokens(
 
 /** What a first redemption (code or device code) needs beyond minting. */
 export interface LineageDeps extends DelegatedTokenDeps {
+  /** Whether the user may still act (exists, not disabled). */
+  isUserActive(userId: string): Promise<boolean>;
   refreshTokens: RefreshTokenRepository;
   revokedAccessTokens: AccessTokenRepository;
   refreshTokenTtl: number;

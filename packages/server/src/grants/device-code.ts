@@ -8,7 +8,6 @@ import type { GrantHandler, TokenResponse } from './grant-handler.js';
 
 export interface DeviceCodeDeps extends LineageDeps {
   deviceCodes: DeviceCodeRepository;
-  isUserActive(userId: string): Promise<boolean>;
 }
 
 /** RFC 8628 §3.4 device access token request, and the polling answers of §3.5. */

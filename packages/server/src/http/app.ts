@@ -18,6 +18,8 @@ export interface HttpOptions {
   trustedProxies: string[];
   /** Browser pages: their errors are HTML pages, not JSON. */
   pageErrors?: PageErrors;
+  /** Admission when a request arrives (rate limits): an error refuses it before its body is read. */
+  admit?: (request: FastifyRequest) => OAuthError | undefined;
 }
 
 /** How the error handler answers on the routes of browser pages (sign-in, consent, device, account, logout). */
@@ -153,12 +155,9 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   // One synchronous hook for every request's shell checks (each hook costs a turn of Fastify's
   // hook runner on the hot path).
   app.addHook('onRequest', (request, reply, done) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      done(new TemporarilyUnavailableError('the server is shutting down; try again'));
-      return;
-    }
-    done(repeatedSingletonHeader(request.raw.rawHeaders));
+    // While shutting down, the onSend hook adds `Connection: close` to this refusal too.
+    if (closing) return done(new TemporarilyUnavailableError('the server is shutting down; try again'));
+    done(repeatedSingletonHeader(request.raw.rawHeaders) ?? options.admit?.(request));
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta/core';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatehouseConfig } from '../config/schema.js';
 import { methodNotAllowed } from '../http/app.js';
 import { CSRF_FIELD } from './csrf.js';
@@ -199,6 +199,8 @@ export interface StaticAsset {
 export interface PageRenderer {
   /** Renders the page and sends it with the page headers; returns the reply for `return`. */
   render<P extends PageName>(reply: FastifyReply, template: P, data: PageDataMap[P], options?: RenderOptions): FastifyReply;
+  /** The error page, with the request's id for support: what every page's refusal answers. */
+  renderError(request: FastifyRequest, reply: FastifyReply, status: number, title: string, message: string): FastifyReply;
   /** The HTML alone (no headers). */
   renderToString<P extends PageName>(template: P, data: PageDataMap[P]): string;
   /** The Content-Security-Policy a page rendered with these options carries. */
@@ -456,26 +458,29 @@ export function createPageRenderer(options: PageRendererOptions): PageRenderer {
     ].join('; ');
   };
 
+  const render: PageRenderer['render'] = (reply, template, data, renderOptions = {}) => {
+    const formAction = [...(renderOptions.formAction ?? [])];
+    if (template === 'form-post') formAction.push((data as FormPostPageData).action);
+    const csp = contentSecurityPolicy(formAction);
+    const body = html(template, data);
+    return reply
+      .code(renderOptions.status ?? 200)
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('pragma', 'no-cache')
+      .header('content-security-policy', csp)
+      .header('x-frame-options', 'DENY')
+      .header('referrer-policy', 'no-referrer')
+      .header('x-content-type-options', 'nosniff')
+      .send(body);
+  };
+
   return {
     assets,
     contentSecurityPolicy,
     renderToString: html,
-    render(reply, template, data, renderOptions = {}) {
-      const formAction = [...(renderOptions.formAction ?? [])];
-      if (template === 'form-post') formAction.push((data as FormPostPageData).action);
-      const csp = contentSecurityPolicy(formAction);
-      const body = html(template, data);
-      return reply
-        .code(renderOptions.status ?? 200)
-        .header('content-type', 'text/html; charset=utf-8')
-        .header('cache-control', 'no-store')
-        .header('pragma', 'no-cache')
-        .header('content-security-policy', csp)
-        .header('x-frame-options', 'DENY')
-        .header('referrer-policy', 'no-referrer')
-        .header('x-content-type-options', 'nosniff')
-        .send(body);
-    },
+    render,
+    renderError: (request, reply, status, title, message) => render(reply, 'error', { title, message, requestId: request.id }, { status }),
   };
 }
 

@@ -1,3 +1,4 @@
+import { IDENTITY_SCOPES } from './authorization-request.js';
 import { isScopeGranted } from './scope.js';
 
 /**
@@ -108,11 +109,10 @@ export function checkDelegationTarget(
   scope: readonly string[],
   requestedResources: readonly string[],
   catalog: { resources: ReadonlyMap<string, unknown>; owners: ReadonlyMap<string, string> },
-  identityScopes: ReadonlySet<string>,
 ): { error: 'invalid_scope' | 'invalid_target'; description: string } | undefined {
   const { resources, owners } = catalog;
   for (const r of requestedResources) if (!resources.has(r)) return { error: 'invalid_target', description: 'unknown resource' };
-  const apiScopes = scope.filter((s) => !identityScopes.has(s));
+  const apiScopes = scope.filter((s) => !IDENTITY_SCOPES.has(s));
   if (requestedResources.length > 0) {
     for (const s of apiScopes) {
       const owner = ownerOf(s, owners);

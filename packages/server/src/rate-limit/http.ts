@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { TooManyRequestsError } from '../errors.js';
 import type { RateBucket } from './rate-limits.js';
@@ -28,17 +28,17 @@ function routeBuckets(ctx: ServerContext): Map<string, RateBucket> {
 }
 
 /**
- * Per-address limits, checked when a request arrives (before its body is read): a refused
- * request costs a map lookup. Protocol endpoints answer 429 JSON (`temporarily_unavailable`,
- * Retry-After); the forms a 429 page (the HTTP shell's error handler decides which).
+ * Per-address limits, checked by the HTTP shell when a request arrives (before its body is
+ * read): a refused request costs a map lookup. Protocol endpoints answer 429 JSON
+ * (`temporarily_unavailable`, Retry-After); the forms a 429 page (the shell's error handler
+ * decides which).
  */
-export function registerRateLimits(app: FastifyInstance, ctx: ServerContext): void {
+export function addressRateLimits(ctx: ServerContext): (request: FastifyRequest) => TooManyRequestsError | undefined {
   const buckets = routeBuckets(ctx);
-  app.addHook('onRequest', (request, _reply, done) => {
+  return (request) => {
     const bucket = buckets.get(`${request.method} ${request.routeOptions.url ?? ''}`);
-    if (bucket === undefined) return done();
+    if (bucket === undefined) return undefined;
     const verdict = ctx.rateLimits.byAddress(bucket, request.ip, ctx.clock());
-    // The error handler answers JSON on protocol endpoints and a page on the forms.
-    done(verdict.allowed ? undefined : new TooManyRequestsError(verdict.retryAfter));
-  });
+    return verdict.allowed ? undefined : new TooManyRequestsError(verdict.retryAfter);
+  };
 }

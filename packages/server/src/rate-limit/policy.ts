@@ -1,3 +1,5 @@
+import type { ThrottleVerdict } from '../users/login-throttle.js';
+
 /**
  * Rate-limit rules, pure: fixed windows counted per key. A window of `window` seconds starts at
  * a multiple of `window`; at most `limit` hits are admitted in it. Fixed windows may admit up to
@@ -20,7 +22,8 @@ export function secondsLeft(now: number, window: number): number {
   return Math.max(1, windowStart(now, window) + window - now);
 }
 
-export type RateVerdict = { allowed: true } | { allowed: false; retryAfter: number };
+/** The same verdict as sign-in throttling's: allowed, or refused with seconds to wait. */
+export type RateVerdict = ThrottleVerdict;
 
 /** Whether one more hit fits, given the hits already counted in this window. */
 export function admit(counted: number, rule: RateRule, now: number): RateVerdict {

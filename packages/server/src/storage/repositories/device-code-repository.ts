@@ -14,10 +14,7 @@ function toDeviceAuthorization(row: Selectable<DeviceCodeTable>): DeviceAuthoriz
     status: row.status as DeviceAuthorizationStatus,
     failedAttempts: row.failed_attempts,
     pollInterval: row.poll_interval,
-    lastPolledAt: row.last_polled_at,
-    createdAt: row.created_at,
     expiresAt: row.expires_at,
-    decidedAt: row.decided_at,
     approval: approved
       ? { userId: row.user_id as string, grantId: row.grant_id as string, sid: row.sid, authTime: row.auth_time as number, acr: row.acr, amr: parseJsonList(row.amr ?? '[]') }
       : null,

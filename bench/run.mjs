@@ -330,8 +330,7 @@ async function assertActive(introspectRequest) {
 
 /** Runs bench/load.mjs on CPU 1; `onMeasure` is called when its measured phase starts. */
 async function runLoad(load, onMeasure) {
-  const specFile = join(tmp, `load-${randomBytes(4).toString('hex')}.json`);
-  writeFileSync(specFile, JSON.stringify({ ...load, connections: CONNECTIONS, warmup: WARMUP, duration: DURATION }));
+  const specFile = writeInput('load', { ...load, connections: CONNECTIONS, warmup: WARMUP, duration: DURATION });
   const [cmd, cmdArgs] = pinned(1, [process.execPath, join(ROOT, 'bench/load.mjs'), `@${specFile}`]);
   const child = track(spawn(cmd, cmdArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }));
   let out = '';
@@ -442,6 +441,16 @@ async function prepareGatehouse(db, label) {
 }
 
 const codeCount = () => Math.ceil(CODE_RATE * (WARMUP + DURATION));
+/** Codes to mint: one per virtual user for the refresh chains, and the code workload's. */
+const codesNeeded = () => (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
+
+/** The refresh and code workloads' inputs: the first CONNECTIONS codes start the refresh chains, the rest are redeemed. */
+function delegatedInputs(prefix, delegated, codes) {
+  return {
+    refresh: wanted('refresh') ? writeInput(`${prefix}refresh`, { ...delegated, codes: codes.splice(0, CONNECTIONS) }) : undefined,
+    code: wanted('code') ? writeInput(`${prefix}code`, { ...delegated, codes }) : undefined,
+  };
+}
 
 function writeInput(name, value) {
   const file = join(tmp, `${name}-${randomBytes(4).toString('hex')}.json`);
@@ -465,18 +474,15 @@ async function benchGatehouse(db) {
     '--grant-type', 'refresh_token', '--redirect-uri', REDIRECT_URI, '--auth-method', 'client_secret_basic', '--json');
   const app = parseCliJson(appCreated);
   const appAuth = basicAuth(app.client_id, app.client_secret);
-  let refreshInput;
-  let codeInput;
+  let inputs = {};
   if (wanted('refresh') || wanted('code')) {
     const storage = await openServerStorage(gh.storageOptions);
     try {
-      const count = (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
+      const count = codesNeeded();
       const started = Date.now();
       const codes = await mintAuthorizationCodes(storage, { clientId: app.client_id, scope: CODE_SCOPE, resources: [RESOURCE], redirectUri: REDIRECT_URI, count });
       console.log(`Gatehouse [${db}]: ${count} authorization codes stored in ${((Date.now() - started) / 1000).toFixed(1)} s (before the server starts)`);
-      const delegated = { authorization: appAuth, redirectUri: REDIRECT_URI, resource: RESOURCE };
-      if (wanted('refresh')) refreshInput = writeInput('refresh', { ...delegated, codes: codes.splice(0, CONNECTIONS) });
-      if (wanted('code')) codeInput = writeInput('code', { ...delegated, codes });
+      inputs = delegatedInputs('', { authorization: appAuth, redirectUri: REDIRECT_URI, resource: RESOURCE }, codes);
     } finally {
       await storage.close();
     }
@@ -509,8 +515,8 @@ async function benchGatehouse(db) {
       await assertActive(opaqueIntrospect);
       await measure({ ...ctx, workload: 'introspect-opaque' }, { ...opaqueIntrospect, expect: EXPECT_ACTIVE });
     }
-    if (refreshInput) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: refreshInput });
-    if (codeInput) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: codeInput });
+    if (inputs.refresh) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: inputs.refresh });
+    if (inputs.code) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: inputs.code });
   } finally {
     await stop(server);
     console.log(`  gatehouse [${db}] wrote ${gh.logLines()} log lines to stdout`);
@@ -598,7 +604,7 @@ async function benchOidcProvider(format, delegatedWorkloads = false) {
   const clientSecret = randomBytes(32).toString('base64url');
   const app = { clientId: 'bench-app', clientSecret: randomBytes(32).toString('base64url') };
   const codesFile = join(tmp, `oidc-provider-codes-${format}.json`);
-  const codes = (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
+  const codes = codesNeeded();
   const delegated = delegatedWorkloads ? { ...app, redirectUri: REDIRECT_URI, codes, codesFile, idTokenAlg: ID_TOKEN_ALG } : undefined;
   const args = JSON.stringify({ port, format, clientId, clientSecret, delegated });
   const name = delegated ? `oidc-provider-${format}-delegated` : `oidc-provider-${format}`;
@@ -610,11 +616,9 @@ async function benchOidcProvider(format, delegatedWorkloads = false) {
     if (delegated) {
       const pairs = JSON.parse(readFileSync(codesFile, 'utf8'));
       console.log(`oidc-provider code flow (pid ${server.pid}) on ${base}: ${codes} authorization codes held in memory, RSS ${memoryMiB(server.pid, 'VmRSS')} MiB`);
-      const input = { authorization: basicAuth(app.clientId, app.clientSecret), redirectUri: REDIRECT_URI, resource: RESOURCE };
-      if (wanted('refresh')) {
-        await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: writeInput('op-refresh', { ...input, codes: pairs.splice(0, CONNECTIONS) }) });
-      }
-      if (wanted('code')) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: writeInput('op-code', { ...input, codes: pairs }) });
+      const inputs = delegatedInputs('op-', { authorization: basicAuth(app.clientId, app.clientSecret), redirectUri: REDIRECT_URI, resource: RESOURCE }, pairs);
+      if (inputs.refresh) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: inputs.refresh });
+      if (inputs.code) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: inputs.code });
       return;
     }
     const auth = basicAuth(clientId, clientSecret);

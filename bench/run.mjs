@@ -5,7 +5,10 @@
 //   --db=sqlite|postgres|both   Gatehouse's storage (default: both when PostgreSQL answers at
 //                               BENCH_POSTGRES_URL, else sqlite). Each PostgreSQL run gets a schema
 //                               of its own (bench_<pid>_<n>), dropped at the end.
-//   --only=gatehouse|oidc-provider
+//   --only=gatehouse|oidc-provider|reference
+//                               reference: bench/lean-server.mjs, the leanest correct client_credentials
+//                               endpoint (node:http, ES256, one client in memory), the yardstick for
+//                               "Gatehouse issues at least 80% of its rate"; measured on token-jwt.
 //   --workloads=token-jwt,introspect-jwt,token-opaque,introspect-opaque,refresh,code
 //   --scale[=10,10000,1000000]  instead of the comparison: client_credentials JWT rate with that many
 //                               registered clients, one hot client and one picked at random per
@@ -31,7 +34,11 @@ import { Buffer } from 'node:buffer';
 import { insertClients, mintAuthorizationCodes, openServerStorage } from './seed.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
-const GATEHOUSE_CLI = join(ROOT, 'packages/server/dist/cli/main.js');
+const GATEHOUSE_CLI = join(ROOT, 'packages/server/bin/gatehouse.js');
+// Gatehouse runs as `npm start` runs it: with the node flags of package.json's start script.
+const START_SCRIPT = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts.start;
+const START_FLAGS = /\bnode((?: --[\w-]+(?:=\S+)?)*) packages\/server\/bin\/gatehouse\.js start\b/.exec(START_SCRIPT)?.[1]?.trim().split(' ').filter(Boolean);
+if (START_FLAGS === undefined) throw new Error(`cannot find how package.json's start script runs the server: ${START_SCRIPT}`);
 const RESOURCE = 'https://api.bench.example';
 const SCOPE = 'bench:read';
 const OPAQUE_RESOURCE = 'https://opaque.bench.example';
@@ -62,11 +69,12 @@ const SCALE_SIZES = SCALE === undefined ? [] : (SCALE || '10,10000,1000000').spl
 
 if (!(DURATION > 0)) throw new Error(`BENCH_DURATION must be a positive number of seconds, got ${process.env.BENCH_DURATION}`);
 if (!(CODE_RATE > 0)) throw new Error(`BENCH_CODE_RATE must be a positive number, got ${process.env.BENCH_CODE_RATE}`);
-if (ONLY && !['gatehouse', 'oidc-provider'].includes(ONLY)) throw new Error(`--only must be gatehouse or oidc-provider, got ${ONLY}`);
+if (ONLY && !['gatehouse', 'oidc-provider', 'reference'].includes(ONLY)) throw new Error(`--only must be gatehouse, oidc-provider or reference, got ${ONLY}`);
 if (DB_OPTION && !['sqlite', 'postgres', 'both'].includes(DB_OPTION)) throw new Error(`--db must be sqlite, postgres or both, got ${DB_OPTION}`);
 for (const w of ONLY_WORKLOADS ?? []) if (!WORKLOADS.includes(w)) throw new Error(`unknown workload ${w}; one of ${WORKLOADS.join(', ')}`);
 if (SCALE_SIZES.some((n) => !(Number.isInteger(n) && n >= 1))) throw new Error(`--scale takes client counts, got ${SCALE}`);
 const wanted = (workload) => !ONLY_WORKLOADS || ONLY_WORKLOADS.includes(workload);
+const runs = (server) => !ONLY || ONLY === server;
 
 const TASKSET = (process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'taskset')).find((p) => existsSync(p));
 const execFileP = promisify(execFile);
@@ -405,7 +413,7 @@ function cleanEnv() {
 
 /** A migrated Gatehouse database (SQLite in its own directory, or a fresh PostgreSQL schema) and its CLI. */
 async function prepareGatehouse(db, label) {
-  if (!existsSync(GATEHOUSE_CLI)) throw new Error(`${GATEHOUSE_CLI} missing: run \`npm run build -w @gatehouse/server\``);
+  if (!existsSync(join(ROOT, 'packages/server/dist/cli/main.js'))) throw new Error('Gatehouse is not built: run `npm run build -w @gatehouse/server`');
   const dir = join(tmp, label);
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
@@ -435,7 +443,7 @@ async function prepareGatehouse(db, label) {
     ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : []),
     ...(process.env.BENCH_GATEHOUSE_NODE_ARGS ?? '').split(' ').filter(Boolean),
   ];
-  const start = () => startServer(`gatehouse-${label}`, [process.execPath, ...profile, GATEHOUSE_CLI, 'start'], { cwd: dir, env, readyUrl: `${base}/healthz` });
+  const start = () => startServer(`gatehouse-${label}`, [process.execPath, ...START_FLAGS, ...profile, GATEHOUSE_CLI, 'start'], { cwd: dir, env, readyUrl: `${base}/healthz` });
   const logLines = () => readFileSync(join(tmp, `gatehouse-${label}.stdout.log`), 'utf8').split('\n').length - 1;
   return { db, dir, env, cli, base, schema, storageOptions, dbPids, start, logLines };
 }
@@ -643,6 +651,26 @@ async function benchOidcProvider(format, delegatedWorkloads = false) {
   }
 }
 
+// ---------- the lean reference endpoint ----------
+
+async function benchReference() {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const clientId = 'bench';
+  const clientSecret = randomBytes(32).toString('base64url');
+  const args = JSON.stringify({ port, clientId, clientSecret, scope: SCOPE, audience: RESOURCE });
+  const server = await startServer('reference', [process.execPath, join(ROOT, 'bench/lean-server.mjs'), args], { readyUrl: `${base}/healthz` });
+  try {
+    const tokenRequest = request(base, '/token', basicAuth(clientId, clientSecret), form({ grant_type: 'client_credentials', scope: SCOPE }));
+    const issued = await issueToken(tokenRequest);
+    if (issued.typ !== 'at+jwt' || issued.alg !== 'ES256') throw new Error(`expected an ES256 at+jwt access token, got ${issued.format}`);
+    console.log(`lean reference endpoint (pid ${server.pid}) on ${base}, access token format: ${issued.format}`);
+    await measure({ server: 'reference', db: 'memory', workload: 'token-jwt', pid: server.pid }, { ...tokenRequest, expect: EXPECT_TOKEN });
+  } finally {
+    await stop(server);
+  }
+}
+
 // ---------- report ----------
 
 function machineInfo() {
@@ -662,6 +690,7 @@ function ratios(dbs) {
     const gh = (w) => rps('gatehouse', db, w);
     const op = (w) => rps('oidc-provider', 'memory', w);
     Object.assign(out, {
+      [`[${db}] token JWT / lean reference endpoint, both ES256 (team target >= 0.8)`]: ratio(gh('token-jwt'), rps('reference', 'memory', 'token-jwt')),
       [`[${db}] token JWT / oidc-provider token JWT, both ES256 (target >= 5)`]: ratio(gh('token-jwt'), op('token-jwt')),
       [`[${db}] token JWT / oidc-provider token JWT at its default algorithm, RS256 (each server at its default)`]: ratio(gh('token-jwt'), op('token-jwt-default')),
       [`[${db}] token JWT / oidc-provider token opaque in memory (target >= 2)`]: ratio(gh('token-jwt'), op('token-opaque')),
@@ -720,10 +749,11 @@ async function main() {
   console.log(TASKSET
     ? 'pinning: servers on CPU 0, load generator on CPU 1 (PostgreSQL, when used, is not pinned)'
     : 'pinning: taskset not found on PATH, running UNPINNED');
+  console.log(`gatehouse: node ${[...START_FLAGS, 'packages/server/bin/gatehouse.js'].join(' ')} start (as npm start runs it)`);
   console.log(`load: ${CONNECTIONS} connections, ${WARMUP}s warmup, ${DURATION}s measured per workload\n`);
 
   let dbs = [];
-  if (ONLY !== 'oidc-provider') {
+  if (runs('gatehouse')) {
     const reachable = DB_OPTION === 'sqlite' ? false : await postgresReachable();
     if (DB_OPTION === 'postgres' || DB_OPTION === 'both') {
       if (!reachable) throw new Error(`PostgreSQL does not answer at ${PG_URL} (set BENCH_POSTGRES_URL)`);
@@ -737,7 +767,8 @@ async function main() {
     for (const db of dbs) await benchScaling(db);
   } else {
     for (const db of dbs) await benchGatehouse(db);
-    if (ONLY !== 'gatehouse') {
+    if (runs('reference') && wanted('token-jwt')) await benchReference();
+    if (runs('oidc-provider')) {
       if (wanted('token-jwt')) await benchOidcProvider('jwt');
       if (wanted('token-jwt')) await benchOidcProvider('jwt-default');
       if (wanted('token-opaque') || wanted('introspect-opaque')) await benchOidcProvider('opaque');
@@ -762,7 +793,7 @@ async function main() {
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   const outFile = join(ROOT, `bench/results/${SCALE_SIZES.length ? 'scale' : 'latest'}.json`);
   const report = {
-    date: new Date().toISOString(), command, machine, loadavgAtEnd: loadavg().join(' '), connections: CONNECTIONS, warmup: WARMUP, duration: DURATION, idTokenAlg: ID_TOKEN_ALG,
+    date: new Date().toISOString(), command, machine, loadavgAtEnd: loadavg().join(' '), connections: CONNECTIONS, warmup: WARMUP, duration: DURATION, idTokenAlg: ID_TOKEN_ALG, gatehouseNodeFlags: START_FLAGS,
     peakScope, results, scaling, ratios: ratioValues,
   };
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, STATUS_CODES } from 'node:http';
+import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidRequestError, OAuthError, ServerError, TemporarilyUnavailableError } from '../errors.js';
@@ -106,20 +106,30 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
 
   // Graceful shutdown: once close() starts, requests still arriving on open connections are
   // refused with 503 temporarily_unavailable (nothing is executed), and every answer, in-flight
-  // ones included, closes its connection so clients reconnect to another instance.
+  // ones included, closes its connection (`Connection: close`, set by the response class below)
+  // so clients reconnect to another instance.
   let closing = false;
-  /** The headers of every answer: its request id, no MIME sniffing, and `close` while shutting down. */
+  /** Answers that close their connection once the server is closing. */
+  class ShellResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
+    override writeHead(statusCode: number, ...rest: Array<string | OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined>): this {
+      if (closing) this.shouldKeepAlive = false;
+      return super.writeHead(statusCode, ...(rest as [OutgoingHttpHeaders]));
+    }
+  }
+  /** The headers of every answer: its request id and no MIME sniffing. */
   const shellHeaders = (request: FastifyRequest, reply: FastifyReply): void => {
     reply.header('x-request-id', request.id);
     reply.header('x-content-type-options', 'nosniff');
-    if (closing) reply.header('connection', 'close');
   };
 
   const app = Fastify({
     // Timeouts enforced within a second (Node checks every 30 s by default), connections capped:
     // a client dripping headers or a body cannot hold a connection past requestTimeout.
     serverFactory: (handler) => {
-      const server = createServer({ connectionsCheckingInterval: 1000, headersTimeout: options.requestTimeout, requestTimeout: options.requestTimeout }, handler);
+      const server = createServer(
+        { connectionsCheckingInterval: 1000, headersTimeout: options.requestTimeout, requestTimeout: options.requestTimeout, ServerResponse: ShellResponse },
+        handler,
+      );
       server.maxConnections = options.maxConnections;
       return server;
     },
@@ -137,7 +147,7 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     // Malformed percent-encoding in the path, over-long path parameters: invalid_request too.
     frameworkErrors: (err, request, reply) => {
-      // Refused before any hook runs: the headers the onSend hook gives every other answer.
+      // Refused before any hook runs: the headers the onRequest hook gives every other answer.
       shellHeaders(request, reply);
       sendOAuthError(reply, mapFrameworkError(err) ?? new InvalidRequestError('malformed request'));
       // Refused by the router, before any hook (so no onResponse): counted here, as unmatched.
@@ -155,14 +165,10 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   // One synchronous hook for every request's shell checks (each hook costs a turn of Fastify's
   // hook runner on the hot path).
   app.addHook('onRequest', (request, reply, done) => {
-    // While shutting down, the onSend hook adds `Connection: close` to this refusal too.
+    // Set first, so that every answer carries them, refusals and errors included.
+    shellHeaders(request, reply);
     if (closing) return done(new TemporarilyUnavailableError('the server is shutting down; try again'));
     done(repeatedSingletonHeader(request.raw.rawHeaders) ?? options.admit?.(request));
-  });
-
-  app.addHook('onSend', (request, reply, payload, done) => {
-    shellHeaders(request, reply);
-    done(null, payload);
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -1,4 +1,6 @@
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type * as IORedis from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { RateHits, RateLimitStore } from './store.js';
 
 /**
@@ -11,7 +13,9 @@ export class RedisRateLimitStore implements RateLimitStore {
   readonly #redis: Redis;
 
   constructor(url: string, private readonly prefix = 'gatehouse:ratelimit:') {
-    this.#redis = new Redis(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
+    // Loaded only when Redis is configured (REDIS_URL): the client is a sizeable module.
+    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof IORedis;
+    this.#redis = new RedisClient(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
     // Connection errors surface through the commands that fail; don't crash on the event.
     this.#redis.on('error', () => undefined);
   }

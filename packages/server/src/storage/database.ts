@@ -1,8 +1,9 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import SQLite from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import * as foundation from './migrations/0001-foundation.js';
 import * as generations from './migrations/0002-generations.js';
 import * as users from './migrations/0003-users.js';
@@ -42,8 +43,19 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-// PostgreSQL returns int8 as strings; every bigint here is a time in seconds, well inside 2^53.
-pg.types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
+// Each driver is loaded when a database of its kind is opened: a server on SQLite never holds
+// the PostgreSQL driver in memory, nor one on PostgreSQL the SQLite one.
+const require = createRequire(import.meta.url);
+let pgDriver: typeof pg | undefined;
+function loadPg(): typeof pg {
+  if (pgDriver === undefined) {
+    pgDriver = require('pg') as typeof pg;
+    // PostgreSQL returns int8 as strings; every bigint here is a time in seconds, well inside 2^53.
+    pgDriver.types.setTypeParser(pgDriver.types.builtins.INT8, (v: string) => Number(v));
+  }
+  return pgDriver;
+}
+const loadSqlite = (): typeof SQLite => require('better-sqlite3') as typeof SQLite;
 
 export interface DatabaseOptions {
   databaseUrl?: string | undefined;
@@ -54,7 +66,7 @@ export interface DatabaseOptions {
 export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   if (options.databaseUrl !== undefined) {
     const max = options.poolSize ?? 10;
-    const pool = new pg.Pool({
+    const pool = new (loadPg().Pool)({
       connectionString: options.databaseUrl,
       max,
       connectionTimeoutMillis: 5_000,
@@ -75,7 +87,8 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
   }
   // The data directory also holds the generated key-encryption key: owner only.
   mkdirSync(dirname(options.sqliteFile), { recursive: true, mode: 0o700 });
-  const sqlite = new SQLite(options.sqliteFile);
+  const SQLiteDatabase = loadSqlite();
+  const sqlite = new SQLiteDatabase(options.sqliteFile);
   // Digests and encrypted keys only, but still nobody else's business.
   chmodSync(options.sqliteFile, 0o600);
   sqlite.pragma('journal_mode = WAL');
@@ -98,7 +111,7 @@ export function openDatabase(options: DatabaseOptions): DatabaseHandle {
 }
 
 function openReader(file: string): SQLite.Database {
-  const reader = new SQLite(file, { readonly: true, fileMustExist: true });
+  const reader = new (loadSqlite())(file, { readonly: true, fileMustExist: true });
   reader.pragma('busy_timeout = 5000');
   return reader;
 }

@@ -1,4 +1,11 @@
-import { hash, parseOptions, verify, type Algorithm, type Options, type Version } from '@node-rs/argon2';
+import { createRequire } from 'node:module';
+import type * as Argon2 from '@node-rs/argon2';
+import type { Algorithm, Options, Version } from '@node-rs/argon2';
+
+// Loaded at the first password hashed or checked: a server that only serves machine clients never
+// needs it in memory.
+let argon2: typeof Argon2 | undefined;
+const loadArgon2 = () => (argon2 ??= createRequire(import.meta.url)('@node-rs/argon2') as typeof Argon2);
 
 /**
  * Password hashing and the password policy.
@@ -81,7 +88,7 @@ export function passwordPolicyProblem(password: string, context: { username?: st
 
 /** An argon2id PHC string for the password (NFKC-normalized first). */
 export async function hashPassword(password: string): Promise<string> {
-  return hash(normalize(password), ARGON2_OPTIONS);
+  return loadArgon2().hash(normalize(password), ARGON2_OPTIONS);
 }
 
 /**
@@ -92,7 +99,7 @@ export const verifyPassword: PasswordVerifier = async (passwordHash, password) =
   const normalized = normalize(password);
   if (codePoints(normalized) > MAX_PASSWORD_LENGTH) return false;
   try {
-    return await verify(passwordHash, normalized);
+    return await loadArgon2().verify(passwordHash, normalized);
   } catch {
     return false;
   }
@@ -101,7 +108,7 @@ export const verifyPassword: PasswordVerifier = async (passwordHash, password) =
 /** True when a stored hash was made with other parameters than today's (or cannot be read). */
 export function passwordNeedsRehash(passwordHash: string): boolean {
   try {
-    const p = parseOptions(passwordHash);
+    const p = loadArgon2().parseOptions(passwordHash);
     return (
       p.algorithm !== ARGON2ID ||
       p.version !== VERSION_0X13 ||

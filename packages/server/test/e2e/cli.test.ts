@@ -15,6 +15,8 @@ import { collectChild, type ChildResult } from '../helpers/processes.js';
  */
 
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js');
+/** Preloaded into the running server: lists the packages it has loaded on SIGUSR2. */
+const LOADED_PACKAGES_PROBE = resolve(dirname(fileURLToPath(import.meta.url)), '../helpers/loaded-packages.cjs');
 const COMMAND_TIMEOUT_MS = 20_000;
 
 type RunResult = ChildResult;
@@ -50,8 +52,8 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_METRICS_PORT: '0', ...extra };
 }
 
-function spawnCli(args: string[], env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: work, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnCli(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, ...args], { cwd: work, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -109,7 +111,7 @@ interface RunningServer {
 
 /** `gatehouse start`, resolved once the banner is printed and /healthz answers. */
 async function startServer(): Promise<RunningServer> {
-  const child = spawnCli(['--config', configPath, 'start'], {});
+  const child = spawnCli(['--config', configPath, 'start'], {}, ['--require', LOADED_PACKAGES_PROBE]);
   let stderr = '';
   let stdout = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
@@ -464,6 +466,19 @@ describe('gatehouse CLI', { timeout: 60_000 }, () => {
       const wrong = await requestToken(clientId, `${firstSecret}x`);
       expect(wrong.status).toBe(401);
       expect(wrong.body).toMatchObject({ error: 'invalid_client' });
+    });
+
+    it('on SQLite, having issued tokens, the server has not loaded the PostgreSQL driver, the Redis client or argon2', async () => {
+      // Each is loaded when first needed (about 15, 22 and 12 MiB of RSS), so a server that only
+      // serves machine clients on SQLite never holds them.
+      const response = await requestToken(clientId, firstSecret);
+      expect(response.status, response.text).toBe(200);
+      const before = running().stderr().length;
+      running().child.kill('SIGUSR2');
+      const line = await waitFor('the loaded-packages line', async () => /loaded-packages: (.*)\n/.exec(running().stderr().slice(before))?.[1], 5_000);
+      const packages = JSON.parse(line) as string[];
+      expect(packages).toEqual(expect.arrayContaining(['better-sqlite3', 'fastify', 'pino']));
+      for (const lazy of ['pg', 'ioredis', '@node-rs/argon2']) expect(packages).not.toContain(lazy);
     });
 
     it('clients list shows the last use once the client has obtained a token', async () => {

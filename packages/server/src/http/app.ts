@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
+import { createServer, ServerResponse, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { InvalidRequestError, OAuthError, ServerError, TemporarilyUnavailableError } from '../errors.js';
@@ -58,7 +58,8 @@ function onClientError(err: Error & { code?: string }, socket: Socket): void {
   if (socket.writable) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\npragma: no-cache\r\nconnection: close\r\n\r\n${body}`,
+        `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\npragma: no-cache\r\nx-request-id: ${randomUUID()}\r\n` +
+        `x-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(err);
@@ -111,9 +112,10 @@ export function createHttpApp(options: HttpOptions): FastifyInstance {
   let closing = false;
   /** Answers that close their connection once the server is closing. */
   class ShellResponse<Request extends IncomingMessage = IncomingMessage> extends ServerResponse<Request> {
-    override writeHead(statusCode: number, ...rest: Array<string | OutgoingHttpHeaders | OutgoingHttpHeader[] | undefined>): this {
+    override writeHead(...args: [statusCode: number, ...rest: unknown[]]): this {
       if (closing) this.shouldKeepAlive = false;
-      return super.writeHead(statusCode, ...(rest as [OutgoingHttpHeaders]));
+      // Passed on as received, in either of writeHead's two forms.
+      return super.writeHead(...(args as Parameters<ServerResponse['writeHead']>));
     }
   }
   /** The headers of every answer: its request id and no MIME sniffing. */

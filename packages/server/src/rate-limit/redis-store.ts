@@ -1,7 +1,9 @@
-import { createRequire } from 'node:module';
 import type * as IORedis from 'ioredis';
-import type { Redis } from 'ioredis';
+import { lazyModule } from '../lazy-module.js';
 import type { RateHits, RateLimitStore } from './store.js';
+
+// Loaded only when Redis is configured (REDIS_URL).
+const loadIORedis = lazyModule<typeof IORedis>('ioredis');
 
 /**
  * Rate-limit counters in Redis (`REDIS_URL`): INCRBY and PEXPIREAT per counter, one pipeline per
@@ -10,12 +12,10 @@ import type { RateHits, RateLimitStore } from './store.js';
  */
 export class RedisRateLimitStore implements RateLimitStore {
   readonly kind = 'redis' as const;
-  readonly #redis: Redis;
+  readonly #redis: IORedis.Redis;
 
   constructor(url: string, private readonly prefix = 'gatehouse:ratelimit:') {
-    // Loaded only when Redis is configured (REDIS_URL): the client is a sizeable module.
-    const { Redis: RedisClient } = createRequire(import.meta.url)('ioredis') as typeof IORedis;
-    this.#redis = new RedisClient(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
+    this.#redis = new (loadIORedis().Redis)(url, { maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000 });
     // Connection errors surface through the commands that fail; don't crash on the event.
     this.#redis.on('error', () => undefined);
   }

@@ -1,6 +1,5 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createRequire } from 'node:module';
 import type SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, Migrator, PostgresAdapter, PostgresDialect, SqliteDialect, sql, type Migration, type MigrationProvider, type SqliteDatabase } from 'kysely';
 import type pg from 'pg';
@@ -11,6 +10,7 @@ import * as authorization from './migrations/0004-authorization.js';
 import * as device from './migrations/0005-device.js';
 import * as rateLimits from './migrations/0006-rate-limits.js';
 import type { Database } from './schema.js';
+import { lazyModule } from '../lazy-module.js';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -45,17 +45,11 @@ export interface DatabaseHandle {
 
 // Each driver is loaded when a database of its kind is opened: a server on SQLite never holds
 // the PostgreSQL driver in memory, nor one on PostgreSQL the SQLite one.
-const require = createRequire(import.meta.url);
-let pgDriver: typeof pg | undefined;
-function loadPg(): typeof pg {
-  if (pgDriver === undefined) {
-    pgDriver = require('pg') as typeof pg;
-    // PostgreSQL returns int8 as strings; every bigint here is a time in seconds, well inside 2^53.
-    pgDriver.types.setTypeParser(pgDriver.types.builtins.INT8, (v: string) => Number(v));
-  }
-  return pgDriver;
-}
-const loadSqlite = (): typeof SQLite => require('better-sqlite3') as typeof SQLite;
+const loadPg = lazyModule<typeof pg>('pg', (driver) => {
+  // PostgreSQL returns int8 as strings; every bigint here is a time in seconds, well inside 2^53.
+  driver.types.setTypeParser(driver.types.builtins.INT8, (v: string) => Number(v));
+});
+const loadSqlite = lazyModule<typeof SQLite>('better-sqlite3');
 
 export interface DatabaseOptions {
   databaseUrl?: string | undefined;

@@ -1,11 +1,8 @@
-import { createRequire } from 'node:module';
 import type * as Argon2 from '@node-rs/argon2';
-import type { Algorithm, Options, Version } from '@node-rs/argon2';
+import { lazyModule } from '../lazy-module.js';
 
-// Loaded at the first password hashed or checked: a server that only serves machine clients never
-// needs it in memory.
-let argon2: typeof Argon2 | undefined;
-const loadArgon2 = () => (argon2 ??= createRequire(import.meta.url)('@node-rs/argon2') as typeof Argon2);
+// Loaded at the first password hashed or checked: a server that signs nobody in never holds it.
+const loadArgon2 = lazyModule<typeof Argon2>('@node-rs/argon2');
 
 /**
  * Password hashing and the password policy.
@@ -41,10 +38,10 @@ export const PASSWORD_HASH_PARAMETERS = { memoryCost: 19456, timeCost: 2, parall
 
 // The package declares Algorithm and Version as ambient const enums, which this project's
 // verbatimModuleSyntax cannot read; their values are part of the package's API.
-const ARGON2ID = 2 as Algorithm; // Algorithm.Argon2id
-const VERSION_0X13 = 1 as Version; // Version.V0x13, "v=19"
+const ARGON2ID = 2 as Argon2.Algorithm; // Algorithm.Argon2id
+const VERSION_0X13 = 1 as Argon2.Version; // Version.V0x13, "v=19"
 
-const ARGON2_OPTIONS: Options = { ...PASSWORD_HASH_PARAMETERS, algorithm: ARGON2ID, version: VERSION_0X13 };
+const ARGON2_OPTIONS: Argon2.Options = { ...PASSWORD_HASH_PARAMETERS, algorithm: ARGON2ID, version: VERSION_0X13 };
 
 export const MIN_PASSWORD_LENGTH = 8;
 export const MAX_PASSWORD_LENGTH = 1024;
@@ -98,8 +95,10 @@ export async function hashPassword(password: string): Promise<string> {
 export const verifyPassword: PasswordVerifier = async (passwordHash, password) => {
   const normalized = normalize(password);
   if (codePoints(normalized) > MAX_PASSWORD_LENGTH) return false;
+  // Outside the try: a missing native binding is an error to report, not a wrong password.
+  const { verify } = loadArgon2();
   try {
-    return await loadArgon2().verify(passwordHash, normalized);
+    return await verify(passwordHash, normalized);
   } catch {
     return false;
   }
@@ -107,8 +106,9 @@ export const verifyPassword: PasswordVerifier = async (passwordHash, password) =
 
 /** True when a stored hash was made with other parameters than today's (or cannot be read). */
 export function passwordNeedsRehash(passwordHash: string): boolean {
+  const { parseOptions } = loadArgon2();
   try {
-    const p = loadArgon2().parseOptions(passwordHash);
+    const p = parseOptions(passwordHash);
     return (
       p.algorithm !== ARGON2ID ||
       p.version !== VERSION_0X13 ||

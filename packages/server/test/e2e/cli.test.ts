@@ -46,7 +46,7 @@ let issuer: string;
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'NODE_OPTIONS') continue;
+    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'REDIS_URL' || key === 'NODE_OPTIONS') continue;
     env[key] = value;
   }
   return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_METRICS_PORT: '0', ...extra };

@@ -708,6 +708,10 @@ describe('broken HTTP', () => {
     const { answer, raw } = await sendBytes(port, bytes);
     expect(answer, raw).toBeDefined();
     if (answer) expectOAuthError(answer, status, 'invalid_request');
+    // The shell headers of every other answer, though Node's parser refused it before Fastify saw it.
+    expect(raw).toMatch(/^x-content-type-options: nosniff\r$/im);
+    expect(raw).toMatch(/^x-request-id: [0-9a-f-]{36}\r$/im);
+    expect(raw).toMatch(/^connection: close\r$/im);
   });
 
   it('a chunked form body is accepted', async () => {

@@ -5,7 +5,8 @@
 process.on('SIGUSR2', () => {
   const packages = new Set();
   for (const file of Object.keys(require.cache)) {
-    const match = /node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(file);
+    // The last node_modules segment: a package nested in another's is reported as itself.
+    const match = /.*node_modules[\\/]((?:@[^\\/]+[\\/])?[^\\/]+)/.exec(file);
     if (match) packages.add(match[1].replace('\\', '/'));
   }
   process.stderr.write(`loaded-packages: ${JSON.stringify([...packages].sort())}\n`);

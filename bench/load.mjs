@@ -25,8 +25,7 @@ import { Buffer } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { URLSearchParams } from 'node:url';
-import { benchClient } from './seed.mjs';
+import { basicAuth, benchClient, form } from './seed.mjs';
 
 const arg = process.argv[2] ?? '';
 const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg);
@@ -85,6 +84,9 @@ async function runAutocannon({ url, headers, body, expect, connections, warmup, 
 
 // ---------- chain: a minimal keep-alive HTTP/1.1 client ----------
 
+/** How long one request of the chain engine may take, milliseconds. */
+const REQUEST_TIMEOUT = 10_000;
+
 class TimeoutError extends Error {}
 
 /** One socket, one request at a time; reconnects after `Connection: close` or an error. */
@@ -100,11 +102,11 @@ class Connection {
     this.#port = port;
   }
 
-  /** Sends `raw` (a complete request) and resolves with { status, body }. */
-  send(raw, timeoutMs = 10_000) {
+  /** Sends `raw` (a complete request) and resolves with { status, body }, or fails after REQUEST_TIMEOUT. */
+  send(raw) {
     if (this.#socket === null) this.#open();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail(new TimeoutError('timeout')), timeoutMs);
+      const timer = setTimeout(() => this.#fail(new TimeoutError('timeout')), REQUEST_TIMEOUT);
       this.#pending = { resolve, reject, timer };
       this.#socket.write(raw);
     });
@@ -197,13 +199,12 @@ const isToken = (v) => typeof v === 'string' && v.length > 0;
 
 /** What a virtual user sends and how an answer is judged, per kind. */
 function workload(kind, input) {
-  const form = (params) => new URLSearchParams(params).toString();
   if (kind === 'clients') {
     // The set of clients is derived, not shipped: the same function seeded the database.
     const { seed, indices, scope } = input;
     const auths = indices.map((i) => {
       const { clientId, secret } = benchClient(seed, i);
-      return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+      return basicAuth(clientId, secret);
     });
     const body = form({ grant_type: 'client_credentials', scope });
     return {

@@ -28,10 +28,10 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath, URLSearchParams } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Buffer } from 'node:buffer';
-import { insertClients, mintAuthorizationCodes, openServerStorage } from './seed.mjs';
+import { basicAuth, form, insertClients, mintAuthorizationCodes, openServerStorage } from './seed.mjs';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const GATEHOUSE_CLI = join(ROOT, 'packages/server/bin/gatehouse.js');
@@ -197,14 +197,16 @@ function freePort() {
 }
 
 /** Spawn a server pinned to CPU 0 with stdout/stderr in files; return the child once `readyUrl` answers 200. */
-async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl, timeout = 60_000 }) {
+const READY_TIMEOUT = 60_000;
+
+async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl }) {
   const out = openSync(join(tmp, `${name}.stdout.log`), 'w');
   const err = openSync(join(tmp, `${name}.stderr.log`), 'w');
   const [cmd, cmdArgs] = pinned(0, args);
   const child = track(spawn(cmd, cmdArgs, { cwd, env, stdio: ['ignore', out, err] }));
   closeSync(out);
   closeSync(err);
-  const deadline = Date.now() + timeout;
+  const deadline = Date.now() + READY_TIMEOUT;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) break;
     const status = await fetch(readyUrl, { signal: AbortSignal.timeout(1000) }).then((r) => r.status, () => 0);
@@ -214,7 +216,7 @@ async function startServer(name, args, { cwd = ROOT, env = process.env, readyUrl
     }
     await sleep(100);
   }
-  const why = child.exitCode !== null ? `exited with code ${child.exitCode}` : `was not ready within ${timeout / 1000} s`;
+  const why = child.exitCode !== null ? `exited with code ${child.exitCode}` : `was not ready within ${READY_TIMEOUT / 1000} s`;
   await stop(child);
   throw new Error(`${name} ${why} (waiting for 200 from ${readyUrl})\n${tail(name)}`);
 }
@@ -305,9 +307,6 @@ function cpuUsage(before, after, { serverPid, loadPid, dbPids }) {
 
 // ---------- HTTP ----------
 
-const formEncode = (s) => new URLSearchParams([['', s]]).toString().slice(1);
-const basicAuth = (id, secret) => `Basic ${Buffer.from(`${formEncode(id)}:${formEncode(secret)}`).toString('base64')}`;
-const form = (params) => new URLSearchParams(params).toString();
 
 function request(base, path, authorization, body) {
   return { url: `${base}${path}`, headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body };
@@ -326,7 +325,21 @@ async function issueToken(tokenRequest) {
   const parts = token.split('.');
   if (parts.length !== 3) return { token, format: 'opaque' };
   const { typ, alg } = JSON.parse(Buffer.from(parts[0], 'base64url').toString());
-  return { token, format: `jwt (typ ${typ}, alg ${alg})`, typ, alg };
+  return { token, format: `jwt (typ ${typ}, alg ${alg})` };
+}
+
+/** The access token format of `issued` (see issueToken), or an error naming both. */
+function expectFormat(issued, expected) {
+  if (issued.format !== expected) throw new Error(`expected a ${expected} access token, got ${issued.format}`);
+}
+const jwtFormat = (alg) => `jwt (typ at+jwt, alg ${alg})`;
+
+/** Measures introspection of one freshly issued token (checked active first). */
+async function measureIntrospection(ctx, workload, base, auth, tokenRequest) {
+  const { token } = await issueToken(tokenRequest);
+  const introspectRequest = request(base, '/introspect', auth, form({ token }));
+  await assertActive(introspectRequest);
+  await measure({ ...ctx, workload }, { ...introspectRequest, expect: EXPECT_ACTIVE });
 }
 
 async function assertActive(introspectRequest) {
@@ -445,19 +458,25 @@ async function prepareGatehouse(db, label) {
   ];
   const start = () => startServer(`gatehouse-${label}`, [process.execPath, ...START_FLAGS, ...profile, GATEHOUSE_CLI, 'start'], { cwd: dir, env, readyUrl: `${base}/healthz` });
   const logLines = () => readFileSync(join(tmp, `gatehouse-${label}.stdout.log`), 'utf8').split('\n').length - 1;
-  return { db, dir, env, cli, base, schema, storageOptions, dbPids, start, logLines };
+  return { cli, base, schema, storageOptions, dbPids, start, logLines };
 }
 
 const codeCount = () => Math.ceil(CODE_RATE * (WARMUP + DURATION));
 /** Codes to mint: one per virtual user for the refresh chains, and the code workload's. */
 const codesNeeded = () => (wanted('refresh') ? CONNECTIONS : 0) + (wanted('code') ? codeCount() : 0);
 
-/** The refresh and code workloads' inputs: the first CONNECTIONS codes start the refresh chains, the rest are redeemed. */
-function delegatedInputs(prefix, delegated, codes) {
-  return {
-    refresh: wanted('refresh') ? writeInput(`${prefix}refresh`, { ...delegated, codes: codes.splice(0, CONNECTIONS) }) : undefined,
-    code: wanted('code') ? writeInput(`${prefix}code`, { ...delegated, codes }) : undefined,
-  };
+/**
+ * The refresh and code workloads' load specs, in that order, for a server at `base`: the first
+ * CONNECTIONS codes start the refresh chains, the rest are redeemed.
+ */
+function delegatedLoads(prefix, base, authorization, codes) {
+  const delegated = { authorization, redirectUri: REDIRECT_URI, resource: RESOURCE };
+  const refreshCodes = codes.splice(0, CONNECTIONS);
+  const load = (kind, value) => ({ workload: kind, load: { engine: 'chain', kind, url: `${base}/token`, input: writeInput(`${prefix}${kind}`, value) } });
+  return [
+    ...(wanted('refresh') ? [load('refresh', { ...delegated, codes: refreshCodes })] : []),
+    ...(wanted('code') ? [load('code', { ...delegated, codes })] : []),
+  ];
 }
 
 function writeInput(name, value) {
@@ -482,7 +501,7 @@ async function benchGatehouse(db) {
     '--grant-type', 'refresh_token', '--redirect-uri', REDIRECT_URI, '--auth-method', 'client_secret_basic', '--json');
   const app = parseCliJson(appCreated);
   const appAuth = basicAuth(app.client_id, app.client_secret);
-  let inputs = {};
+  let delegated = [];
   if (wanted('refresh') || wanted('code')) {
     const storage = await openServerStorage(gh.storageOptions);
     try {
@@ -490,7 +509,7 @@ async function benchGatehouse(db) {
       const started = Date.now();
       const codes = await mintAuthorizationCodes(storage, { clientId: app.client_id, scope: CODE_SCOPE, resources: [RESOURCE], redirectUri: REDIRECT_URI, count });
       console.log(`Gatehouse [${db}]: ${count} authorization codes stored in ${((Date.now() - started) / 1000).toFixed(1)} s (before the server starts)`);
-      inputs = delegatedInputs('', { authorization: appAuth, redirectUri: REDIRECT_URI, resource: RESOURCE }, codes);
+      delegated = delegatedLoads('', base, appAuth, codes);
     } finally {
       await storage.close();
     }
@@ -503,28 +522,15 @@ async function benchGatehouse(db) {
     const { format } = await issueToken(tokenRequest);
     console.log(`Gatehouse [${db}] (pid ${server.pid}) on ${base}, access token format: ${format}, RSS at start ${memoryMiB(server.pid, 'VmRSS')} MiB`);
     if (wanted('token-jwt')) await measure({ ...ctx, workload: 'token-jwt' }, { ...tokenRequest, expect: EXPECT_TOKEN });
-
-    if (wanted('introspect-jwt')) {
-      const { token } = await issueToken(tokenRequest);
-      const introspectRequest = request(base, '/introspect', auth, form({ token }));
-      await assertActive(introspectRequest);
-      await measure({ ...ctx, workload: 'introspect-jwt' }, { ...introspectRequest, expect: EXPECT_ACTIVE });
-    }
+    if (wanted('introspect-jwt')) await measureIntrospection(ctx, 'introspect-jwt', base, auth, tokenRequest);
 
     const opaqueRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: OPAQUE_SCOPE }));
     if (wanted('token-opaque')) {
-      const opaque = await issueToken(opaqueRequest);
-      if (opaque.format !== 'opaque') throw new Error(`expected an opaque access token, got ${opaque.format}`);
+      expectFormat(await issueToken(opaqueRequest), 'opaque');
       await measure({ ...ctx, workload: 'token-opaque' }, { ...opaqueRequest, expect: EXPECT_TOKEN });
     }
-    if (wanted('introspect-opaque')) {
-      const opaque = await issueToken(opaqueRequest);
-      const opaqueIntrospect = request(base, '/introspect', auth, form({ token: opaque.token }));
-      await assertActive(opaqueIntrospect);
-      await measure({ ...ctx, workload: 'introspect-opaque' }, { ...opaqueIntrospect, expect: EXPECT_ACTIVE });
-    }
-    if (inputs.refresh) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: inputs.refresh });
-    if (inputs.code) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: inputs.code });
+    if (wanted('introspect-opaque')) await measureIntrospection(ctx, 'introspect-opaque', base, auth, opaqueRequest);
+    for (const { workload, load } of delegated) await measure({ ...ctx, workload }, load);
   } finally {
     await stop(server);
     console.log(`  gatehouse [${db}] wrote ${gh.logLines()} log lines to stdout`);
@@ -605,46 +611,52 @@ async function clientsWithUse(gh) {
 
 // ---------- oidc-provider ----------
 
-async function benchOidcProvider(format, delegatedWorkloads = false) {
+/**
+ * Starts a reference server (a script of bench/, given its JSON arguments plus a free `port`) with
+ * a `bench` client of a fresh secret; returns it, its base URL and the client's Basic header.
+ */
+async function startReferenceServer(name, script, args, readyPath) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const clientId = 'bench';
   const clientSecret = randomBytes(32).toString('base64url');
-  const app = { clientId: 'bench-app', clientSecret: randomBytes(32).toString('base64url') };
-  const codesFile = join(tmp, `oidc-provider-codes-${format}.json`);
-  const codes = codesNeeded();
-  const delegated = delegatedWorkloads ? { ...app, redirectUri: REDIRECT_URI, codes, codesFile, idTokenAlg: ID_TOKEN_ALG } : undefined;
-  const args = JSON.stringify({ port, format, clientId, clientSecret, delegated });
-  const name = delegated ? `oidc-provider-${format}-delegated` : `oidc-provider-${format}`;
-  const server = await startServer(name, [process.execPath, join(ROOT, 'bench/oidc-provider-server.mjs'), args], {
-    readyUrl: `${base}/.well-known/openid-configuration`,
+  const server = await startServer(name, [process.execPath, join(ROOT, 'bench', script), JSON.stringify({ port, clientId, clientSecret, ...args })], {
+    readyUrl: `${base}${readyPath}`,
   });
+  return { server, base, auth: basicAuth(clientId, clientSecret) };
+}
+
+const OIDC_PROVIDER_READY = '/.well-known/openid-configuration';
+
+async function benchOidcProvider(format) {
+  const { server, base, auth } = await startReferenceServer(`oidc-provider-${format}`, 'oidc-provider-server.mjs', { format }, OIDC_PROVIDER_READY);
   const ctx = { server: 'oidc-provider', db: 'memory', pid: server.pid };
   try {
-    if (delegated) {
-      const pairs = JSON.parse(readFileSync(codesFile, 'utf8'));
-      console.log(`oidc-provider code flow (pid ${server.pid}) on ${base}: ${codes} authorization codes held in memory, RSS ${memoryMiB(server.pid, 'VmRSS')} MiB`);
-      const inputs = delegatedInputs('op-', { authorization: basicAuth(app.clientId, app.clientSecret), redirectUri: REDIRECT_URI, resource: RESOURCE }, pairs);
-      if (inputs.refresh) await measure({ ...ctx, workload: 'refresh' }, { engine: 'chain', kind: 'refresh', url: `${base}/token`, input: inputs.refresh });
-      if (inputs.code) await measure({ ...ctx, workload: 'code' }, { engine: 'chain', kind: 'code', url: `${base}/token`, input: inputs.code });
-      return;
-    }
-    const auth = basicAuth(clientId, clientSecret);
     const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE, resource: RESOURCE }));
     const issued = await issueToken(tokenRequest);
-    if (format !== 'opaque' && issued.typ !== 'at+jwt') throw new Error(`expected an at+jwt access token, got ${issued.format}`);
-    if (format !== 'opaque' && issued.alg !== (format === 'jwt' ? 'ES256' : 'RS256')) throw new Error(`unexpected access token algorithm ${issued.alg} for ${format}`);
-    if (format === 'opaque' && issued.format !== 'opaque') throw new Error(`expected an opaque access token, got ${issued.format}`);
+    expectFormat(issued, format === 'opaque' ? 'opaque' : jwtFormat(format === 'jwt' ? 'ES256' : 'RS256'));
     console.log(`oidc-provider ${format} (pid ${server.pid}) on ${base}, access token format: ${issued.format}`);
     // jwt-default is measured under a workload name of its own: `token-jwt-default`.
     if (wanted(`token-${format === 'opaque' ? 'opaque' : 'jwt'}`)) await measure({ ...ctx, workload: `token-${format}` }, { ...tokenRequest, expect: EXPECT_TOKEN });
+    // Fresh token: the in-memory adapter is an LRU of 1000 entries, so earlier ones are evicted by now.
+    if (format === 'opaque' && wanted('introspect-opaque')) await measureIntrospection(ctx, 'introspect-opaque', base, auth, tokenRequest);
+  } finally {
+    await stop(server);
+  }
+}
 
-    if (format === 'opaque' && wanted('introspect-opaque')) {
-      // Fresh token: the in-memory adapter is an LRU of 1000 entries, so earlier ones are evicted by now.
-      const { token } = await issueToken(tokenRequest);
-      const introspectRequest = request(base, '/introspect', auth, form({ token }));
-      await assertActive(introspectRequest);
-      await measure({ ...ctx, workload: 'introspect-opaque' }, { ...introspectRequest, expect: EXPECT_ACTIVE });
+/** oidc-provider's code flow: refresh and code redemption, on codes it minted before listening. */
+async function benchOidcProviderCodeFlow() {
+  const app = { clientId: 'bench-app', clientSecret: randomBytes(32).toString('base64url') };
+  const codesFile = join(tmp, 'oidc-provider-codes.json');
+  const codes = codesNeeded();
+  const delegated = { ...app, redirectUri: REDIRECT_URI, codes, codesFile, idTokenAlg: ID_TOKEN_ALG };
+  const { server, base } = await startReferenceServer('oidc-provider-jwt-delegated', 'oidc-provider-server.mjs', { format: 'jwt', delegated }, OIDC_PROVIDER_READY);
+  try {
+    const pairs = JSON.parse(readFileSync(codesFile, 'utf8'));
+    console.log(`oidc-provider code flow (pid ${server.pid}) on ${base}: ${codes} authorization codes held in memory, RSS ${memoryMiB(server.pid, 'VmRSS')} MiB`);
+    for (const { workload, load } of delegatedLoads('op-', base, basicAuth(app.clientId, app.clientSecret), pairs)) {
+      await measure({ server: 'oidc-provider', db: 'memory', pid: server.pid, workload }, load);
     }
   } finally {
     await stop(server);
@@ -654,16 +666,11 @@ async function benchOidcProvider(format, delegatedWorkloads = false) {
 // ---------- the lean reference endpoint ----------
 
 async function benchReference() {
-  const port = await freePort();
-  const base = `http://127.0.0.1:${port}`;
-  const clientId = 'bench';
-  const clientSecret = randomBytes(32).toString('base64url');
-  const args = JSON.stringify({ port, clientId, clientSecret, scope: SCOPE, audience: RESOURCE });
-  const server = await startServer('reference', [process.execPath, join(ROOT, 'bench/lean-server.mjs'), args], { readyUrl: `${base}/healthz` });
+  const { server, base, auth } = await startReferenceServer('reference', 'lean-server.mjs', { scope: SCOPE, audience: RESOURCE }, '/healthz');
   try {
-    const tokenRequest = request(base, '/token', basicAuth(clientId, clientSecret), form({ grant_type: 'client_credentials', scope: SCOPE }));
+    const tokenRequest = request(base, '/token', auth, form({ grant_type: 'client_credentials', scope: SCOPE }));
     const issued = await issueToken(tokenRequest);
-    if (issued.typ !== 'at+jwt' || issued.alg !== 'ES256') throw new Error(`expected an ES256 at+jwt access token, got ${issued.format}`);
+    expectFormat(issued, jwtFormat('ES256'));
     console.log(`lean reference endpoint (pid ${server.pid}) on ${base}, access token format: ${issued.format}`);
     await measure({ server: 'reference', db: 'memory', workload: 'token-jwt', pid: server.pid }, { ...tokenRequest, expect: EXPECT_TOKEN });
   } finally {
@@ -772,7 +779,7 @@ async function main() {
       if (wanted('token-jwt')) await benchOidcProvider('jwt');
       if (wanted('token-jwt')) await benchOidcProvider('jwt-default');
       if (wanted('token-opaque') || wanted('introspect-opaque')) await benchOidcProvider('opaque');
-      if (wanted('refresh') || wanted('code')) await benchOidcProvider('jwt', true);
+      if (wanted('refresh') || wanted('code')) await benchOidcProviderCodeFlow();
     }
   }
 

@@ -4,12 +4,20 @@
 // also used by load.mjs to derive the same credentials without shipping them.
 import { createHash, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL, URLSearchParams } from 'node:url';
+import { Buffer } from 'node:buffer';
 
 const DIST = join(resolve(fileURLToPath(import.meta.url), '../..'), 'packages/server/dist');
 const server = (path) => import(pathToFileURL(join(DIST, path)).href);
 
-const sha256 = (value) => createHash('sha256').update(value, 'utf8').digest('base64url');
+// How the server stores every bearer secret (and the S256 code challenge): SHA-256, base64url.
+const { sha256 } = await server('tokens/random.js');
+
+/** A form-encoded body (`application/x-www-form-urlencoded`). */
+export const form = (params) => new URLSearchParams(params).toString();
+const formEncode = (s) => new URLSearchParams([['', s]]).toString().slice(1);
+/** RFC 6749 §2.3.1 client_secret_basic: id and secret form-encoded, then Basic. */
+export const basicAuth = (id, secret) => `Basic ${Buffer.from(`${formEncode(id)}:${formEncode(secret)}`).toString('base64')}`;
 
 /**
  * The i-th bulk client of a seed: a 32-hex client_id (the shape `clients create` generates) and a
@@ -59,7 +67,7 @@ export async function mintAuthorizationCodes(storage, { clientId, scope, resourc
         ...delegations[i % delegations.length],
         redirectUri,
         redirectUriSent: true,
-        codeChallenge: createHash('sha256').update(verifier, 'ascii').digest('base64url'),
+        codeChallenge: sha256(verifier),
         nonce: null,
         createdAt: now,
         expiresAt: now + ttl,

@@ -123,15 +123,15 @@ export interface RequestOptions {
   [oauth.allowInsecureRequests]?: boolean;
 }
 
-/**
- * One issuer: its URL, its (cached, single-flight) metadata and the options every oauth4webapi
- * call gets (custom fetch, timeouts, whether `http:` is allowed).
- */
 /** https, or http to a loopback host (or anywhere, when insecure http was allowed explicitly). */
 export function usesHttps(url: URL, allowInsecureHttp: boolean): boolean {
   return url.protocol === 'https:' || (url.protocol === 'http:' && (isLoopbackUrl(url) || allowInsecureHttp));
 }
 
+/**
+ * One issuer: its URL, its (cached, single-flight) metadata and the options every oauth4webapi
+ * call gets (custom fetch, timeouts, whether `http:` is allowed).
+ */
 export class IssuerConnection {
   readonly issuer: URL;
   readonly fetch: FetchLike;

@@ -22,7 +22,6 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
 
   const newPage = () => fixture.newPage();
 
-  /** Options for a login whose "browser" is `drive(url)`, started in the background (the listener answers only once the code is redeemed). */
   /**
    * What another local process can do: call the loopback listener of the login whose
    * authorization URL is `url`, with that login's `state` (unless `params` sets or drops it).
@@ -35,6 +34,7 @@ describe('native-app login: authorization code + PKCE through a loopback redirec
     return { status: response.status, text: await response.text() };
   }
 
+  /** Options for a login whose "browser" is `drive(url)`, started in the background (the listener answers only once the code is redeemed). */
   function options(drive: (url: string) => Promise<void>, extra: Partial<LoopbackLoginOptions> = {}): { options: LoopbackLoginOptions; driven: () => Promise<void>; url: () => URL } {
     let driving: Promise<void> | undefined;
     let seen: URL | undefined;

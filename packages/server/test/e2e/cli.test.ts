@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth, freePort, postForm } from '../helpers/server.js';
-import { collectChild, type ChildResult } from '../helpers/processes.js';
+import { cleanEnv, collectChild, killChild, type ChildResult } from '../helpers/processes.js';
 
 /**
  * The `gatehouse` CLI as a user runs it: the built dist/cli/main.js as a child process, a
@@ -19,19 +19,11 @@ const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/cli/ma
 const LOADED_PACKAGES_PROBE = resolve(dirname(fileURLToPath(import.meta.url)), '../helpers/loaded-packages.cjs');
 const COMMAND_TIMEOUT_MS = 20_000;
 
-type RunResult = ChildResult;
-
 /** Every child process started here, so afterAll can stop whatever is left, by PID. */
 const children = new Set<ChildProcess>();
 
 function stopChild(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killChild(child);
   children.delete(child);
 }
 
@@ -42,14 +34,9 @@ let port: number;
 let issuer: string;
 
 
-/** The caller's environment without anything that would configure Gatehouse behind our back. */
+/** A clean environment (helpers/processes.ts) for this test's data directory and port. */
 function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'REDIS_URL' || key === 'NODE_OPTIONS') continue;
-    env[key] = value;
-  }
-  return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_METRICS_PORT: '0', ...extra };
+  return { ...cleanEnv(), GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_PORT: String(port), GATEHOUSE_LOG_LEVEL: 'warn', GATEHOUSE_METRICS_PORT: '0', ...extra };
 }
 
 function spawnCli(args: string[], env: Record<string, string>, nodeArgs: string[] = []): ChildProcess {
@@ -60,7 +47,7 @@ function spawnCli(args: string[], env: Record<string, string>, nodeArgs: string[
 }
 
 /** Runs `gatehouse ARGS` (with `--config` for the test's config file) and waits for it to exit. */
-async function run(args: string[], env: Record<string, string> = {}, options: { config?: boolean } = {}): Promise<RunResult> {
+async function run(args: string[], env: Record<string, string> = {}, options: { config?: boolean } = {}): Promise<ChildResult> {
   const argv = options.config === false ? args : ['--config', configPath, ...args];
   const child = spawnCli(argv, env);
   try {
@@ -70,7 +57,7 @@ async function run(args: string[], env: Record<string, string> = {}, options: { 
   }
 }
 
-function describeRun(args: string[], result: RunResult): string {
+function describeRun(args: string[], result: ChildResult): string {
   return `gatehouse ${args.join(' ')} → status ${String(result.status)}${result.signal ? ` (${result.signal})` : ''}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
 }
 
@@ -86,7 +73,7 @@ async function runJson<T = Record<string, unknown>>(args: string[], env: Record<
 }
 
 /** Runs a command that must succeed; returns its output. */
-async function runOk(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+async function runOk(args: string[], env: Record<string, string> = {}): Promise<ChildResult> {
   const result = await run(args, env);
   if (result.status !== 0) throw new Error(describeRun(args, result));
   return result;

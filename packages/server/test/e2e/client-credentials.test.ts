@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { basicAuth, DIALECTS, postForm, startTestServer, type Dialect, type TestServer } from '../helpers/server.js';
 
 const ORDERS = 'https://orders.example.com';
@@ -311,11 +311,14 @@ describe.each(DIALECTS)('client credentials end to end on %s', (dialect: Dialect
   });
 
   it('records when a client last obtained a token (written behind the token path, within a second or so)', async () => {
-    let lastUsedAt: number | null | undefined;
-    for (let waited = 0; waited < 3000 && !lastUsedAt; waited += 100) {
-      lastUsedAt = (await t.server.storage.clients.findClient(basic.clientId))?.lastUsedAt;
-      if (!lastUsedAt) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const lastUsedAt = await vi.waitFor(
+      async () => {
+        const at = (await t.server.storage.clients.findClient(basic.clientId))?.lastUsedAt;
+        expect(at).toBeGreaterThan(0);
+        return at;
+      },
+      { timeout: 3000, interval: 100 },
+    );
     expect(lastUsedAt).toBeGreaterThan(0);
     expect(lastUsedAt).toBeLessThanOrEqual(t.clock.now());
   });

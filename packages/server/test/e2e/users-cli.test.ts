@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256, randomToken } from '../../src/tokens/random.js';
 import { verifyPassword } from '../../src/users/passwords.js';
+import { cleanEnv, killChild } from '../helpers/processes.js';
 
 /**
  * `gatehouse users …` as an administrator runs it: `node packages/server/bin/gatehouse.js`
@@ -39,24 +40,13 @@ function newPassword(label: string): string {
   return password;
 }
 
-/** The caller's environment without anything that would configure Gatehouse behind our back. */
+/** A clean environment (helpers/processes.ts) for this test's data directory. */
 function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'NODE_OPTIONS') continue;
-    env[key] = value;
-  }
-  return { ...env, GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_LOG_LEVEL: 'warn' };
+  return { ...cleanEnv(), GATEHOUSE_DATA_DIR: dataDir, GATEHOUSE_LOG_LEVEL: 'warn' };
 }
 
 function stop(child: ChildProcess): void {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    try {
-      process.kill(child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  killChild(child);
   children.delete(child);
 }
 

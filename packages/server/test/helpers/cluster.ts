@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createPostgresSchema, TEST_DATABASE_URL, type PostgresSchema } from './postgres.js';
 import { freePort } from './server.js';
-import { collectChild, type ChildResult } from './processes.js';
+import { cleanEnv, collectChild, type ChildResult } from './processes.js';
 
 /**
  * Real `gatehouse start` processes for the fault and multi-instance suites: each one the built
@@ -65,18 +65,6 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
   /** Milliseconds from the signal (or from the call, when none was sent) to the exit. */
   ms: number;
-}
-
-export type CommandResult = ChildResult;
-
-/** The caller's environment without anything that would configure Gatehouse behind our back. */
-function baseEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'REDIS_URL' || key === 'NODE_OPTIONS') continue;
-    env[key] = value;
-  }
-  return env;
 }
 
 async function sleep(ms: number): Promise<void> {
@@ -201,7 +189,7 @@ export interface GatehouseCluster {
   /** The shared data directory (the SQLite file on SQLite). */
   readonly dataDir: string;
   /** `gatehouse ARGS` against the shared database and configuration; `input` goes to standard input. */
-  cli(args: string[], input?: string): Promise<CommandResult>;
+  cli(args: string[], input?: string): Promise<ChildResult>;
   /** `gatehouse ARGS --json`, which must succeed; its parsed output. */
   cliJson<T = Record<string, unknown>>(args: string[], input?: string): Promise<T>;
   /** Starts every instance that is not running, concurrently. */
@@ -271,7 +259,7 @@ export async function startGatehouseCluster(options: GatehouseClusterOptions = {
     const envFor = (name: string | undefined, port: number | undefined) => (): NodeJS.ProcessEnv => {
       const databaseUrl = databaseUrlFor(name);
       return {
-        ...baseEnv(),
+        ...cleanEnv(),
         GATEHOUSE_DATA_DIR: dataDir,
         GATEHOUSE_ISSUER: issuer,
         GATEHOUSE_SECRET: secret,
@@ -287,7 +275,7 @@ export async function startGatehouseCluster(options: GatehouseClusterOptions = {
     });
     const cliEnv = envFor('cli', undefined);
 
-    const cli = async (args: string[], input?: string): Promise<CommandResult> => {
+    const cli = async (args: string[], input?: string): Promise<ChildResult> => {
       const child = spawn(process.execPath, [GATEHOUSE_BIN, '--config', configPath, ...args], { env: cliEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
       track(child);
       child.stdin?.on('error', () => undefined);

@@ -29,3 +29,23 @@ export async function collectChild(child: ChildProcess, timeoutMs: number, kill:
     clearTimeout(timer);
   }
 }
+
+/** The caller's environment without anything that would configure Gatehouse behind a test's back. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (key.startsWith('GATEHOUSE_') || key === 'DATABASE_URL' || key === 'REDIS_URL' || key === 'NODE_OPTIONS') continue;
+    env[key] = value;
+  }
+  return env;
+}
+
+/** SIGKILLs a child process, by its PID, unless it has already ended. */
+export function killChild(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

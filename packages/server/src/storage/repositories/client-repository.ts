@@ -252,15 +252,7 @@ export class ClientRepository {
     });
   }
 
-  /** Governance: when the client last obtained a token (callers throttle how often they write). */
-  async recordClientUse(clientId: string, now: number): Promise<void> {
-    await this.recordClientsUse([clientId], now);
-  }
-
-  /**
-   * Last use of many clients at once: one statement per 500 clients, in one transaction, never
-   * moving a later last use back (another instance may write first).
-   */
+  /** Governance: when these clients last obtained a token (see recordLastUse). */
   async recordClientsUse(clientIds: readonly string[], now: number): Promise<void> {
     await recordLastUse(this.db, 'clients', 'client_id', clientIds, now);
   }

@@ -66,10 +66,7 @@ export async function mergeConsent(
 export class GrantRepository {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /**
-   * Last use of many grants at once (a refresh, a redemption): one statement per 500 grants, in
-   * one transaction, never moving a later last use back (another instance may write first).
-   */
+  /** Governance: when these grants were last used, by a refresh or a redemption (see recordLastUse). */
   async recordGrantsUse(grantIds: readonly string[], now: number): Promise<void> {
     await recordLastUse(this.db, 'grants', 'grant_id', grantIds, now);
   }
